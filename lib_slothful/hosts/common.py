@@ -1,0 +1,51 @@
+"""What a host adapter needs to know about a UNet, read off its module tree (ldm, sgm, Forge's
+backend and ldm_patched all share the openaimodel layout: input_blocks / middle_block /
+output_blocks of TimestepEmbedSequential, `Downsample` modules, `...attn1` self-attention)."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+_BLOCK = re.compile(r"(?:^|\.)(input_blocks|middle_block|output_blocks)(?:\.(\d+))?\.")
+_GROUP = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
+
+
+def model_channels(unet: torch.nn.Module) -> int:
+    mc = getattr(unet, "model_channels", None)
+    if mc is None:  # first conv of the UNet: in_channels -> model_channels
+        mc = unet.input_blocks[0][0].out_channels
+    return int(mc)
+
+
+def _has_attn1(module: torch.nn.Module) -> bool:
+    return any(name.endswith("attn1") for name, _ in module.named_modules())
+
+
+def attention_levels(unet: torch.nn.Module) -> tuple[int, ...]:
+    """UNet levels (0 = full latent resolution) whose input blocks hold self-attention; the middle
+    block sits at the deepest level."""
+    levels, level = set(), 0
+    for block in unet.input_blocks:
+        if any(type(m).__name__ == "Downsample" for m in block.modules()):
+            level += 1
+        elif _has_attn1(block):
+            levels.add(level)
+    if not levels and _has_attn1(unet.middle_block):
+        levels.add(level)
+    return tuple(sorted(levels))
+
+
+def attn1_modules(unet: torch.nn.Module):
+    """(name, module, block) for every self-attention module; block is ("input", 4), ("middle", 0)
+    or ("output", 3), as ComfyUI's extra_options["block"]."""
+    found = []
+    for name, module in unet.named_modules():
+        if not name.endswith("attn1") or not hasattr(module, "to_v"):
+            continue
+        m = _BLOCK.search(name + ".")
+        if m is None:
+            continue
+        group = _GROUP[m.group(1)]
+        found.append((name, module, (group, 0 if group == "middle" else int(m.group(2)))))
+    return found
