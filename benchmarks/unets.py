@@ -121,6 +121,23 @@ def randomize(unet):
                 p.normal_(0, 0.05)
 
 
+def sdpa_forward(self, x, context=None, mask=None, **kwargs):
+    """ldm CrossAttention with torch's scaled_dot_product_attention, as A1111's "sdp" optimization
+    installs it (class-level forward, same signature); the module hooks work with any forward."""
+    context = x if context is None else context
+    q, k, v = self.to_q(x), self.to_k(context), self.to_v(context)
+    b, h = q.shape[0], self.heads
+    q, k, v = (t.view(b, -1, h, t.shape[-1] // h).transpose(1, 2) for t in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    return self.to_out(out.transpose(1, 2).reshape(b, -1, out.shape[1] * out.shape[3]))
+
+
+def use_sdpa():
+    from ldm.modules.attention import CrossAttention
+
+    CrossAttention.forward = sdpa_forward
+
+
 def unet_inputs(unet, batch: int, H: int, W: int, t: float = 500.0, seed: int = 1):
     """(x, timesteps, context, y) for a latent of H x W, on the UNet's device and dtype."""
     shape = unet.shape

@@ -5,11 +5,11 @@ A tile layout is two index vectors, built once per (grid, tiles, offsets, device
 every image token, the one tile position that owns it.  Two layouts:
 - "clamp" (fixed profile): the last tile row / column is moved back inside the image, so every tile
   is all real tokens; the few overlapping tokens are computed twice and kept once.
-- "pad" (ComfyUI profile): the nodes' zero padding; padded positions gather a zero row.
+- "pad" (ComfyUI profile): the nodes' zero padding; padded positions are zeroed after the gather.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,16 +19,28 @@ from .plan import TilePlan
 @dataclass(frozen=True)
 class TileLayout:
     plan: TilePlan
-    gather: torch.Tensor  # (tiles * tile_tokens,) indices into tokens, N = the zero row
-    scatter: torch.Tensor  # (N,) indices into the tiled positions
-    needs_zero_row: bool
+    gather: torch.Tensor  # (tiles * tile_tokens,) source token of each tiled position
+    scatter: torch.Tensor  # (N,) tiled position that owns each token
+    pad: torch.Tensor | None  # tiled positions that are zero padding ("pad" layout only)
+    _flat: dict = field(default_factory=dict, compare=False)
+
+    def flat(self, batch: int, which: str) -> torch.Tensor:
+        """`gather` or `scatter` as indices into the batch-flattened (B * rows, C) source: a dim-0
+        gather of whole rows is the fastest copy torch has for this (CPU and CUDA)."""
+        key = (batch, which)
+        idx = self._flat.get(key)
+        if idx is None:
+            base, other = (self.gather, self.scatter) if which == "gather" else (self.scatter, self.gather)
+            offsets = torch.arange(batch, device=base.device)[:, None] * other.numel()
+            idx = self._flat[key] = (base[None, :] + offsets).reshape(-1)
+        return idx
 
 
 def _starts(n: int, tiles: int, size: int) -> torch.Tensor:
     return torch.clamp(torch.arange(tiles) * size, max=n - size)
 
 
-def _build(h: int, w: int, tp: TilePlan, py0: int, px0: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _build(h: int, w: int, tp: TilePlan, py0: int, px0: int):
     ty, tx, th, tw = tp.ty, tp.tx, tp.th, tp.tw
     a, b = torch.arange(th), torch.arange(tw)
     ys, xs = torch.arange(h), torch.arange(w)
@@ -39,15 +51,16 @@ def _build(h: int, w: int, tp: TilePlan, py0: int, px0: int) -> tuple[torch.Tens
         gather = (rows * w + cols).reshape(-1)
         ti, tj = torch.clamp(ys // th, max=ty - 1), torch.clamp(xs // tw, max=tx - 1)
         ya, xb = ys - r0[ti], xs - c0[tj]
-        pad = False
+        pad = None
     else:
         rows = (torch.arange(ty)[:, None] * th + a - py0).view(ty, 1, th, 1)
         cols = (torch.arange(tx)[:, None] * tw + b - px0).view(1, tx, 1, tw)
         inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        gather = torch.where(inside, rows * w + cols, h * w).reshape(-1)
+        gather = torch.where(inside, rows * w + cols, 0).reshape(-1)  # padding: any row, zeroed later
         ti, ya = (ys + py0) // th, (ys + py0) % th
         tj, xb = (xs + px0) // tw, (xs + px0) % tw
-        pad = bool((~inside).any())
+        pad = torch.nonzero(~inside.expand(ty, tx, th, tw).reshape(-1)).flatten()
+        pad = pad if len(pad) else None
     scatter = (((ti[:, None] * tx + tj) * th + ya[:, None]) * tw + xb).reshape(-1)
     return gather, scatter, pad
 
@@ -62,20 +75,23 @@ def layout(h: int, w: int, tp: TilePlan, device: torch.device, py0: int = 0, px0
         if len(_CACHE) > 256:
             _CACHE.clear()
         gather, scatter, pad = _build(h, w, tp, py0, px0)
-        lay = _CACHE[key] = TileLayout(tp, gather.to(device), scatter.to(device), pad)
+        lay = _CACHE[key] = TileLayout(tp, gather.to(device), scatter.to(device),
+                                       None if pad is None else pad.to(device))
     return lay
 
 
 def tile(x: torch.Tensor, lay: TileLayout) -> torch.Tensor:
     """(B, N, C) -> (B * tiles, tile tokens, C), tile index = b * tiles + row * tx + col."""
     B, N, C = x.shape
-    if lay.needs_zero_row:
-        x = torch.cat([x, x.new_zeros(B, 1, C)], dim=1)
-    return x.index_select(1, lay.gather).view(B * lay.plan.count, lay.plan.tokens, C)
+    T, L = lay.plan.count, lay.plan.tokens
+    out = x.reshape(B * N, C).index_select(0, lay.flat(B, "gather")).view(B * T, L, C)
+    if lay.pad is not None:  # the nodes' zero padding
+        out.view(B, T * L, C).index_fill_(1, lay.pad, 0)
+    return out
 
 
 def untile(out: torch.Tensor, lay: TileLayout) -> torch.Tensor:
     """Inverse of `tile` for the attention output: every token taken from the tile that owns it."""
     BT, L, C = out.shape
-    B = BT // lay.plan.count
-    return out.reshape(B, lay.plan.count * L, C).index_select(1, lay.scatter)
+    B, n = BT // lay.plan.count, lay.scatter.numel()
+    return out.reshape(BT * L, C).index_select(0, lay.flat(B, "scatter")).view(B, n, C)

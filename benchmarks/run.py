@@ -1,0 +1,238 @@
+"""UNet speed benchmark: every variant side by side with the unpatched UNet, in one process.
+
+    python -m benchmarks.run                  # CPU: fp32, small set (under 10 minutes on 2 cores)
+    python -m benchmarks.run --device cuda    # GPU: fp16, SDPA, 512..2048 px, batch 2
+
+Real ldm UNets with random weights (benchmarks/unets.py), attention through torch's
+scaled_dot_product_attention (A1111's "sdp").  One timed unit is one UNet forward per timestep in
+--timesteps (a short sampling run).  After a warm-up, each round times the unpatched UNet and every
+variant, in an order rotated from round to round; the ratio is median(baseline) / median(variant).
+Next to it: the FLOP ceiling, baseline FLOPs / variant FLOPs with the UNet's FLOPs counted by
+torch's FlopCounterMode on a meta-device copy and the self-attention part of each variant counted
+per layer (performance-anchors.md section 3), and the share of that ceiling reached.
+Writes <out>/<tag>.md, .json and .png; with --update-docs also the device's section of
+docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from benchmarks import peers
+from benchmarks.unets import SD15, SDXL, build_unet, call_unet, unet_inputs, use_sdpa
+from lib_slothful.hosts.common import attention_levels, attn1_modules, model_channels
+
+MODELS = {"sd15": SD15, "sdxl": SDXL}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def count_flops(shape, batch, px, timesteps):
+    """(UNet FLOPs for the unit, [(block, tokens, channels, heads)] of every attn1 call), on meta."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    unet = build_unet(shape, device="meta")
+    layers = []
+    hooks = [m.register_forward_pre_hook(
+        lambda mod, args, blk=block[0]: layers.append((blk, args[0].shape[1], args[0].shape[2], int(mod.heads))))
+        for _, m, block in attn1_modules(unet)]
+    x, ts, ctx, y = unet_inputs(unet, batch, px // 8, px // 8)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        call_unet(unet, x, ts, ctx, y)
+    for h in hooks:
+        h.remove()
+    return counter.get_total_flops() * len(timesteps), layers, model_channels(unet), min(attention_levels(unet))
+
+
+def ceiling(variant, base_flops, layers, batch, px, timesteps, mc, first):
+    H = W = px // 8
+    saved = 0.0
+    for t in timesteps:
+        for block, n, c, heads in layers:
+            base = 4.0 * n * c * c + 2.0 * n * n * c
+            saved += 2 * batch * (base - variant.sa_macs(block, n, c, heads, H, W, t, mc, first))
+    return base_flops / (base_flops - saved)
+
+
+def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
+    shape = MODELS[key]
+    log(f"\n== {shape.name}: building (random weights, {dtype}) ...")
+    unet = build_unet(shape, device=device, dtype=dtype)
+    rows = []
+    for px in sizes:
+        base_flops, layers, mc, first = count_flops(shape, batch, px, timesteps)
+        inputs = [unet_inputs(unet, batch, px // 8, px // 8, t=t) for t in timesteps]
+
+        def unit():
+            with torch.no_grad():
+                for inp in inputs:
+                    call_unet(unet, *inp)
+
+        def timed(apply=None):
+            undo = apply(unet) if apply else None
+            try:
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                sync(device)
+                t0 = time.perf_counter()
+                unit()
+                sync(device)
+                dt = time.perf_counter() - t0
+                mem = torch.cuda.max_memory_allocated() / 2 ** 30 if device.type == "cuda" else None
+                return dt, mem
+            finally:
+                if undo:
+                    undo()
+
+        entries = [("unpatched", None)] + [(v.name, v.apply) for v in variants]
+        log(f"-- {px}px, batch {batch}, timesteps {timesteps}: warm-up")
+        for name, apply in entries if device.type == "cuda" else entries[:1]:
+            timed(apply)
+        times = {name: [] for name, _ in entries}
+        mems = {name: [] for name, _ in entries}
+        for r in range(rounds):
+            order = entries[r % len(entries):] + entries[:r % len(entries)]
+            for name, apply in order:
+                dt, mem = timed(apply)
+                times[name].append(dt)
+                mems[name].append(mem)
+            log(f"   round {r + 1}/{rounds}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n, _ in entries))
+        base = statistics.median(times["unpatched"])
+        base_mem = max(m for m in mems["unpatched"] if m is not None) if device.type == "cuda" else None
+        rows.append(dict(model=shape.name, px=px, variant="unpatched", method="baseline", ms=base * 1e3,
+                         ratio=1.0, ceiling=1.0, reached=1.0, mem_gib=base_mem))
+        for v in variants:
+            med = statistics.median(times[v.name])
+            ceil = ceiling(v, base_flops, layers, batch, px, timesteps, mc, first)
+            ratio = base / med
+            rows.append(dict(model=shape.name, px=px, variant=v.name, method=v.method, ms=med * 1e3, ratio=ratio,
+                             ceiling=ceil, reached=ratio / ceil,
+                             mem_gib=max(mems[v.name]) if device.type == "cuda" else None))
+    del unet
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def table(rows):
+    lines = ["| model | px | variant | UNet time (ms) | speed-up | FLOP ceiling | of ceiling | peak memory (GiB) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        mem = f"{r['mem_gib']:.2f}" if r["mem_gib"] is not None else "n/a"
+        lines.append(f"| {r['model']} | {r['px']} | {r['variant']} | {r['ms']:.0f} | {r['ratio']:.2f}x | "
+                     f"{r['ceiling']:.2f}x | {r['reached']:.0%} | {mem} |")
+    return "\n".join(lines)
+
+
+def plot(rows, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(6.5 * len(models), 4.5), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        mr = [r for r in rows if r["model"] == model and r["variant"] != "unpatched"]
+        for name in dict.fromkeys(r["variant"] for r in mr):
+            pts = [(r["px"], r["ratio"]) for r in mr if r["variant"] == name]
+            style = "--" if "(budget)" in name else "-"
+            ax.plot(*zip(*pts), style, marker="o", label=name)
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.set_title(model)
+        ax.set_xlabel("image side (px)")
+        ax.set_ylabel("speed-up vs unpatched UNet")
+        ax.set_xticks(sorted({r["px"] for r in mr}))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def update_docs(tag, md_table, png_name, header):
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    start, end = f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->"
+    text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    block = f"{start}\n{header}\n\n![speed-up, {tag}](benchmarks/{png_name})\n\n{md_table}\n{end}"
+    if start in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    open(path, "w", encoding="utf-8").write(text)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="UNet speed benchmark (see module docstring)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--models", default="sd15,sdxl")
+    ap.add_argument("--sizes", default=None, help="e.g. 512,1024 (all models); default per device")
+    ap.add_argument("--batch", type=int, default=None, help="default: 2 on GPU (cond + uncond), 1 on CPU")
+    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5 on GPU, 2 on CPU)")
+    ap.add_argument("--timesteps", default=None, help="default: 999,749,499,249 on GPU; 500 on CPU")
+    ap.add_argument("--variants", default=None, help="comma-separated substrings of variant names")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
+    ap.add_argument("--update-docs", action="store_true", help="rewrite this device's section of docs/benchmarks.md")
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    dtype = torch.float16 if cuda else torch.float32
+    batch = args.batch or (2 if cuda else 1)
+    rounds = args.rounds or (5 if cuda else 2)
+    timesteps = [float(t) for t in (args.timesteps or ("999,749,499,249" if cuda else "500")).split(",")]
+    default_sizes = {"sd15": [512, 1024, 1536, 2048], "sdxl": [512, 1024, 1536, 2048]} if cuda else \
+        {"sd15": [512, 768], "sdxl": [512]}
+    variants = peers.all_variants()
+    if args.variants:
+        keys = [k.strip().lower() for k in args.variants.split(",")]
+        variants = [v for v in variants if any(k in v.name.lower() for k in keys)]
+    use_sdpa()
+    torch.backends.cuda.matmul.allow_tf32 = True
+
+    dev_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = (f"Device: **{dev_name}** ({'CUDA, fp16' if cuda else f'CPU, {torch.get_num_threads()} threads, fp32'}), "
+              f"torch {torch.__version__}, attention: SDPA, batch {batch}, timesteps {timesteps}, "
+              f"{rounds} rounds, {stamp}.")
+    log(header)
+    t0 = time.time()
+    rows = []
+    for key in args.models.split(","):
+        sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default_sizes[key]
+        rows += bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps)
+    md = table(rows)
+    tag = "cuda" if cuda else "cpu"
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, f"{tag}.md"), "w", encoding="utf-8") as f:
+        f.write(header + "\n\n" + md + "\n")
+    with open(os.path.join(args.out, f"{tag}.json"), "w", encoding="utf-8") as f:
+        json.dump({"header": header, "rows": rows}, f, indent=1)
+    try:
+        plot(rows, os.path.join(args.out, f"{tag}.png"), header.replace("**", ""))
+    except ImportError:
+        log("matplotlib is not installed: no plot")
+    if args.update_docs:
+        update_docs(tag, md, f"{tag}.png", header)
+    log("\n" + md)
+    log(f"\nwall time {time.time() - t0:.0f}s; written to {args.out}/{tag}.md/.json/.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

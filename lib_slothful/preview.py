@@ -1,0 +1,127 @@
+"""What the settings do to a model at an image size: per level and block group, Q tokens, K/V tokens,
+tiles and the share of self-attention FLOPs kept.  Built from the same `plan_layer` the patches run.
+
+Self-attention cost of one layer in multiply-adds, N tokens of C channels:
+  unpatched:  Q and out projections 2*N*C^2 + K and V projections 2*N*C^2 + core 2*N*N*C
+  patched:    2*Nq*C^2 + 2*Nkv_fed*C^2 + 2*tiles*Lq*Lkv*C
+where Nq counts tiled query rows (overlap or padding included) and Nkv_fed every K/V row projected
+(a global sample is projected once per tile).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .params import validate
+from .plan import plan_layer
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    block: str  # input | middle | output
+    level: int
+    channels: int
+    heads: int
+    count: int  # attn1 layers of this kind
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    name: str
+    model_channels: int
+    attention_levels: tuple
+    groups: tuple  # LayerGroup, in UNet order
+
+
+def _sd(name, heads):
+    g = []
+    for block, levels, per in (("input", (0, 1, 2), 2), ("output", (2, 1, 0), 3)):
+        for lv in levels:
+            c = 320 * 2 ** lv
+            g.append(LayerGroup(block, lv, c, heads(c), per))
+        if block == "input":
+            g.append(LayerGroup("middle", 3, 1280, heads(1280), 1))
+    return ModelLayout(name, 320, (0, 1, 2), tuple(g))
+
+
+SD1 = _sd("SD1.x", lambda c: 8)
+SD2 = _sd("SD2.x", lambda c: c // 64)
+SDXL = ModelLayout("SDXL", 320, (1, 2), (
+    LayerGroup("input", 1, 640, 10, 2 * 2), LayerGroup("input", 2, 1280, 20, 2 * 10),
+    LayerGroup("middle", 2, 1280, 20, 10),
+    LayerGroup("output", 2, 1280, 20, 3 * 10), LayerGroup("output", 1, 640, 10, 3 * 2)))
+
+
+@dataclass(frozen=True)
+class Row:
+    block: str
+    level: int
+    layers: int
+    grid: tuple  # (h, w) tokens
+    q_tokens: int  # query rows per image (tiled rows included)
+    kv_tokens: int  # K/V tokens each query attends to
+    tiles: int
+    macs_base: float  # per image, all layers of the row
+    macs: float
+
+    @property
+    def kept(self) -> float:
+        return self.macs / self.macs_base
+
+
+def layer_macs(n: int, c: int, plan) -> tuple[float, float, int, int, int]:
+    """(unpatched MACs, patched MACs, query rows, K/V per query, tiles) of one layer, batch 1."""
+    base = 4.0 * n * c * c + 2.0 * n * n * c
+    if plan is None or not plan.changes_anything:
+        return base, base, n, n, 1
+    tiles = plan.tiles.count if plan.tiles else 1
+    lq = plan.tiles.tokens if plan.tiles else n
+    local = plan.local.tokens if plan.local else lq
+    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
+    lkv = local + glob
+    macs = 2.0 * tiles * lq * c * c + 2.0 * tiles * lkv * c * c + 2.0 * tiles * lq * lkv * c
+    return base, macs, tiles * lq, lkv, tiles
+
+
+def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: float | None = None) -> list[Row]:
+    """Rows per (block group, level) for an image of width x height pixels (latent = pixels / 8) at
+    `time` (0 = first step, 1 = last; default: the settings' peak time, where the effect is strongest).
+    Shows what the settings do when enabled, whatever the `enabled` flag says."""
+    s = validate(settings)
+    items = tuple(s.items())
+    time = s["peak_time"] if time is None else time
+    H, W = max(1, height // 8), max(1, width // 8)
+    first = min(layout.attention_levels)
+    rows = []
+    for g in layout.groups:
+        h, w = H, W
+        for _ in range(g.level):
+            h, w = -(-h // 2), -(-w // 2)
+        n = h * w
+        plan = plan_layer(items, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
+        base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
+        rows.append(Row(g.block, g.level, g.count, (h, w), nq, nkv, tiles, base * g.count, macs * g.count))
+    return rows
+
+
+def total_kept(rows: list[Row]) -> float:
+    return sum(r.macs for r in rows) / sum(r.macs_base for r in rows)
+
+
+def as_text(rows: list[Row]) -> str:
+    head = f"{'block':<7}{'level':>6}{'layers':>7}{'grid':>10}{'Q tokens':>10}{'K/V per Q':>10}{'tiles':>6}{'SA kept':>9}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.block:<7}{r.level:>6}{r.layers:>7}{f'{r.grid[0]}x{r.grid[1]}':>10}{r.q_tokens:>10}"
+                     f"{r.kv_tokens:>10}{r.tiles:>6}{r.kept:>9.0%}")
+    lines.append(f"self-attention FLOPs kept overall: {total_kept(rows):.0%}")
+    return "\n".join(lines)
+
+
+def as_html(rows: list[Row], title: str) -> str:
+    cells = "".join(
+        f"<tr><td>{r.block}</td><td>{r.level}</td><td>{r.grid[0]}&times;{r.grid[1]}</td><td>{r.q_tokens}</td>"
+        f"<td>{r.kv_tokens}</td><td>{r.tiles}</td><td>{r.kept:.0%}</td></tr>" for r in rows)
+    return (f"<div class='slothful-preview'><p>{title}: self-attention FLOPs kept "
+            f"<b>{total_kept(rows):.0%}</b></p><table><thead><tr><th>block</th><th>level</th><th>grid</th>"
+            f"<th>Q tokens</th><th>K/V per query</th><th>tiles</th><th>SA kept</th></tr></thead>"
+            f"<tbody>{cells}</tbody></table></div>")
