@@ -75,7 +75,8 @@ def build_unet(shape: Shape, seed: int = 0, dtype=torch.float32, device="cpu"):
               use_checkpoint=False, legacy=False, use_linear_in_transformer=shape.linear)
     if shape.adm_in_channels:
         kw.update(num_classes="continuous")
-    with torch.random.fork_rng():
+    meta = str(device) == "meta"  # shapes only (FLOP counting, layout checks): no weights at all
+    with torch.random.fork_rng(devices=[]), torch.device(device):  # built where it runs: fast on a GPU
         torch.manual_seed(seed)
         unet = UNetModel(**kw)
         if shape.adm_in_channels:  # this ldm lacks SDXL's "sequential" label embedding: add it
@@ -84,7 +85,8 @@ def build_unet(shape: Shape, seed: int = 0, dtype=torch.float32, device="cpu"):
                                                  torch.nn.SiLU(), torch.nn.Linear(ted, ted))
         if shape.cut_depth:
             _cut_depth(unet, shape)
-        randomize(unet)
+        if not meta:
+            randomize(unet)
     unet.shape = shape
     unet.dtype = dtype  # ldm casts the input to `self.dtype` before the first conv
     return unet.eval().to(device=device, dtype=dtype)

@@ -1,6 +1,6 @@
 """Slothful Attention / Near-sighted Tile / Near-sighted Attention for Stable Diffusion UNets.
 
-Host-independent engine (torch + einops-free): no WebUI import anywhere in this package except
+Host-independent engine (torch only): no WebUI import anywhere in this package except
 `lib_slothful.hosts.*`, which are only imported by the WebUI script.
 """
 from .params import DEFAULTS, PARAMS, Param, from_args, to_args, validate

@@ -181,15 +181,11 @@ def check_value(p: Param, value):
         raise ValueError(f"{p.key}: {value!r} is not allowed; expected {p.range_text()}")
     if not math.isfinite(value):
         raise ValueError(f"{p.key}: {value!r} is not allowed; expected {p.range_text()}")
-    if p.kind == "int":
-        if value != int(value):
-            raise ValueError(f"{p.key}: {value!r} is not allowed; expected {p.range_text()}")
-        value = int(value)
-    else:
-        value = float(value)
+    if p.kind == "int" and value != int(value):
+        raise ValueError(f"{p.key}: {value!r} is not allowed; expected {p.range_text()}")
     if not p.minimum <= value <= p.maximum:
         raise ValueError(f"{p.key}: {value!r} is out of range; expected {p.range_text()}")
-    return value
+    return int(value) if p.kind == "int" else float(value)
 
 
 def validate(settings: dict | None) -> dict:

@@ -28,9 +28,10 @@ log = logging.getLogger("slothful_attention")
 
 class PatchState:
     """Per-build state: the pending un-tile, the timestep cache, the ComfyUI Tile RNG, counters and
-    the messages already logged (each once per build, i.e. once per generation)."""
+    the messages already given (each once per build; hosts build once per generation)."""
 
-    def __init__(self):
+    def __init__(self, on_note=None):
+        self.on_note = on_note or (lambda msg: log.warning("[Slothful Attention] %s", msg))
         self.pending = None  # TileLayout of the attn1 call in flight
         self.t_obj, self.t_val = None, 0.0
         self.rng, self.last_block = random.Random(), None
@@ -38,10 +39,10 @@ class PatchState:
         self.changed = 0  # calls that changed Q, K or V
         self.notes: list[str] = []
 
-    def note(self, msg: str, exc: bool = False):
+    def note(self, msg: str):
         if msg not in self.notes:
             self.notes.append(msg)
-            log.warning("[Slothful Attention] %s", msg, exc_info=exc)
+            self.on_note(msg)
 
 
 def _timestep(state: PatchState, t) -> float:
@@ -106,16 +107,17 @@ def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options, time
     return q, k, v
 
 
-def build_patches(settings: dict, model_channels: int, attention_levels: tuple):
+def build_patches(settings: dict, model_channels: int, attention_levels: tuple, on_note=None):
     """The (attn1_patch, attn1_output_patch) pair for these settings.  Partial settings take the
     table's defaults; bad values raise ValueError here, never during sampling.  `attention_levels`
     are the UNet levels (0 = full latent resolution) that hold attention: depth counts from the
-    first of them.  Each function carries the shared `PatchState` as `.state`."""
+    first of them.  Each function carries the shared `PatchState` as `.state`; `on_note(msg)` gets
+    each distinct message once (default: a logging warning)."""
     s = validate(settings)
     items = tuple(s.items())
     first_level = min(attention_levels) if attention_levels else 0
     comfy_tile = s["profile"] == "comfyui" and s["method"] == "nearsighted_tile"
-    state = PatchState()
+    state = PatchState(on_note)
 
     def attn1_patch(n, context, value, extra_options):
         state.calls += 1
@@ -151,7 +153,8 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple):
             return q, k, v
         except Exception as e:  # never fail a generation: fall back to plain attention
             state.pending = None
-            state.note(f"skipped a layer after an error: {type(e).__name__}: {e}", exc=True)
+            log.debug("attn1 patch failed", exc_info=True)
+            state.note(f"skipped a layer after an error: {type(e).__name__}: {e}")
             return n, context, value
 
     def attn1_output_patch(out, extra_options):

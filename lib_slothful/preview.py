@@ -56,7 +56,7 @@ class Row:
     block: str
     level: int
     layers: int
-    grid: tuple  # (h, w) tokens
+    grid: tuple  # (width, height) in tokens, as the WebUI writes sizes
     q_tokens: int  # query rows per image (tiled rows included)
     kv_tokens: int  # K/V tokens each query attends to
     tiles: int
@@ -99,7 +99,7 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
         n = h * w
         plan = plan_layer(items, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
         base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
-        rows.append(Row(g.block, g.level, g.count, (h, w), nq, nkv, tiles, base * g.count, macs * g.count))
+        rows.append(Row(g.block, g.level, g.count, (w, h), nq, nkv, tiles, base * g.count, macs * g.count))
     return rows
 
 

@@ -1,17 +1,15 @@
 """The engine on real `ldm` UNets (SD1.5- and SDXL-shaped, small widths), through the A1111 hooks and
 through a ComfyUI-style transformer block that calls the patch functions directly."""
 import contextlib
-import math
-import re
 
 import pytest
 import torch
-from einops import rearrange
 
 from benchmarks.unets import SD15_TINY, SDXL_TINY, build_unet, call_unet, unet_inputs
 from lib_slothful import build_patches
 from lib_slothful.hosts import a1111
 from lib_slothful.hosts.common import attention_levels, model_channels
+from comfy_driver import comfy_style
 
 
 @pytest.fixture(scope="module", params=[SD15_TINY, SDXL_TINY], ids=lambda s: s.name)
@@ -52,54 +50,6 @@ def hooked(unet, settings, batch=2):
         a1111.remove_all()
 
 
-def ldm_attention(attn, x, context, value):
-    """ldm CrossAttention.forward's arithmetic with a separate value input (ComfyUI's signature)."""
-    h = attn.heads
-    q, k, v = attn.to_q(x), attn.to_k(context), attn.to_v(value)
-    q, k, v = (rearrange(t, "b n (h d) -> (b h) n d", h=h) for t in (q, k, v))
-    sim = torch.einsum("b i d, b j d -> b i j", q.float(), k.float()) * attn.scale
-    out = torch.einsum("b i j, b j d -> b i d", sim.softmax(dim=-1), v)
-    return attn.to_out(rearrange(out, "(b h) n d -> b n (h d)", h=h))
-
-
-@contextlib.contextmanager
-def comfy_style(unet, settings, batch):
-    """Replace every BasicTransformerBlock's forward by ComfyUI's: norm1 -> attn1_patch -> attn1 with
-    (q, k, v) hidden states -> attn1_output_patch -> residual; attn2 and ff as ldm."""
-    patch, out_patch = patches_for(unet, settings)
-    call = {}
-    names = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
-    blocks = []
-    for name, m in unet.named_modules():
-        if type(m).__name__ == "BasicTransformerBlock":
-            g, i = re.match(r"(input_blocks|middle_block|output_blocks)\.(\d+)", name).groups()
-            blocks.append((m, (names[g], 0 if g == "middle_block" else int(i))))
-
-    def make(blk, block_id):
-        def _forward(x, context=None):
-            eo = dict(call, block=block_id, n_heads=blk.attn1.heads)
-            n = blk.norm1(x)
-            q, k, v = patch(n, n, n, eo)
-            x = out_patch(ldm_attention(blk.attn1, q, k, v), eo) + x
-            x = blk.attn2(blk.norm2(x), context=context) + x
-            return blk.ff(blk.norm3(x)) + x
-        return _forward
-
-    def pre(module, args, kwargs):
-        x, t = args[0], args[1]
-        call.update(original_shape=list(x.shape), timestep=t, cond_or_uncond=[0, 1] if batch > 1 else [0])
-
-    handle = unet.register_forward_pre_hook(pre, with_kwargs=True)
-    for blk, bid in blocks:
-        blk._forward = make(blk, bid)
-    try:
-        yield patch
-    finally:
-        handle.remove()
-        for blk, _ in blocks:
-            del blk._forward
-
-
 @pytest.mark.parametrize("method", list(ACTIVE))
 def test_reduction_off_is_bit_identical(unet, method):
     inputs = unet_inputs(unet, 2, 40, 56)
@@ -119,7 +69,9 @@ def test_hooks_equal_direct_patch_calls(unet, method, size):
     with hooked(unet, ACTIVE[method]) as hooks:
         via_hooks = call_unet(unet, *inputs)
     assert hook_count(unet) == 0
-    with comfy_style(unet, ACTIVE[method], batch=2) as patch:
+    patch, out_patch = patches_for(unet, ACTIVE[method])
+    per_call = lambda x, t: {"original_shape": list(x.shape), "timestep": t, "cond_or_uncond": [0, 1]}
+    with comfy_style(unet, patch, out_patch, per_call):
         direct = call_unet(unet, *inputs)
     assert patch.state.changed > 0 and patch.state.notes == []
     assert via_hooks.shape == base.shape and torch.isfinite(via_hooks).all()

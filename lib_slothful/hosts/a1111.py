@@ -87,3 +87,13 @@ class UnetHooks:
         HANDLES.append(attn.register_forward_pre_hook(pre, with_kwargs=True))
         HANDLES.append(to_v.register_forward_pre_hook(v_pre))
         HANDLES.append(attn.register_forward_hook(post, with_kwargs=True))
+
+
+def fail_on_next_call(unet: torch.nn.Module, exc: Exception):
+    """Make the next UNet call raise `exc` (and remove every hook first): errors raised by script
+    hooks are only logged by the WebUI, so a bad API argument fails the request from here."""
+    def hook(module, args):
+        remove_all()
+        raise exc
+
+    HANDLES.append(unet.register_forward_pre_hook(hook))

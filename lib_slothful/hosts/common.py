@@ -7,6 +7,8 @@ import re
 
 import torch
 
+from lib_slothful.preview import LayerGroup, ModelLayout
+
 _BLOCK = re.compile(r"(?:^|\.)(input_blocks|middle_block|output_blocks)(?:\.(\d+))?\.")
 _GROUP = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
 
@@ -49,3 +51,40 @@ def attn1_modules(unet: torch.nn.Module):
         group = _GROUP[m.group(1)]
         found.append((name, module, (group, 0 if group == "middle" else int(m.group(2)))))
     return found
+
+
+def _attn1s(block: torch.nn.Module):
+    return [m for name, m in block.named_modules() if name.endswith("attn1") and hasattr(m, "to_q")]
+
+
+def _has(block: torch.nn.Module, cls_name: str) -> bool:
+    return any(type(m).__name__ == cls_name for m in block.modules())
+
+
+def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayout:
+    """The preview's ModelLayout of a real UNet: attn1 layers per (block group, level)."""
+    groups: list[LayerGroup] = []
+
+    def add(block_name, level, block):
+        mods = _attn1s(block)
+        if not mods:
+            return
+        c, heads = mods[0].to_q.in_features, int(getattr(mods[0], "heads", 8))
+        last = groups[-1] if groups else None
+        if last and (last.block, last.level) == (block_name, level):
+            groups[-1] = LayerGroup(block_name, level, c, heads, last.count + len(mods))
+        else:
+            groups.append(LayerGroup(block_name, level, c, heads, len(mods)))
+
+    level = 0
+    for block in unet.input_blocks:
+        if _has(block, "Downsample"):
+            level += 1
+        else:
+            add("input", level, block)
+    add("middle", level, unet.middle_block)
+    for block in unet.output_blocks:
+        add("output", level, block)
+        if _has(block, "Upsample"):
+            level -= 1
+    return ModelLayout(name, model_channels(unet), attention_levels(unet), tuple(groups))

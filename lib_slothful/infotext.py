@@ -1,0 +1,84 @@
+"""The settings in an image's infotext, and back.
+
+One infotext key, `Slothful Attention`, whose value lists every setting that differs from its
+default as space-separated `key=value` pairs, e.g.
+
+    Slothful Attention: method=nearsighted_attention in_slothful=8.5 concat_local=true
+
+The value holds no comma, colon or newline, so the WebUI writes it without quotes, and its parser
+(`key: value` pairs up to the next comma) hands it back unchanged.  Parsing reads text, never
+evaluates it; unknown keys and unreadable values are skipped with a note, out-of-range numbers are
+clamped (they may come from a later version with wider ranges).
+"""
+from __future__ import annotations
+
+import math
+
+from .params import BY_KEY, PARAMS, Param, check_value, validate
+
+KEY = "Slothful Attention"
+
+
+def _text(p: Param, value) -> str:
+    if p.kind == "bool":
+        return "true" if value else "false"
+    if p.kind == "float":
+        return repr(float(value))  # shortest text that reads back as the same float
+    return str(value)
+
+
+def format_settings(settings: dict) -> str:
+    """The infotext value for enabled settings: `method` always, then every non-default setting."""
+    s = validate(settings)
+    parts = [f"method={s['method']}"]
+    for p in PARAMS:
+        if p.key in ("enabled", "method") or s[p.key] == p.default:
+            continue
+        parts.append(f"{p.key}={_text(p, s[p.key])}")
+    return " ".join(parts)
+
+
+def _read(p: Param, text: str):
+    if p.kind == "bool":
+        low = text.lower()
+        if low in ("true", "false"):
+            return low == "true"
+        raise ValueError(f"{p.key}: {text!r} is not true or false")
+    if p.kind == "choice":
+        return check_value(p, text)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{p.key}: {text!r} is not a finite number")
+    value = min(max(value, p.minimum), p.maximum)
+    return int(round(value)) if p.kind == "int" else value
+
+
+def parse_settings(value: str, notes: list | None = None) -> dict:
+    """Settings from an infotext value (the key's presence means enabled)."""
+    out = {"enabled": True}
+    for token in str(value).split():
+        key, sep, text = token.partition("=")
+        p = BY_KEY.get(key)
+        if not sep or p is None or key == "enabled":
+            if notes is not None:
+                notes.append(f"ignored {token!r}")
+            continue
+        try:
+            out[key] = _read(p, text)
+        except ValueError as e:
+            if notes is not None:
+                notes.append(f"ignored {token!r}: {e}")
+    return validate(out)
+
+
+def paste_value(params: dict, key: str):
+    """What one control takes from pasted infotext `params` (the WebUI's parsed dict): its value as
+    recorded, its default when the image used the extension without changing it, or None (leave the
+    control alone) when the image has no Slothful Attention entry."""
+    if KEY not in params:
+        return None
+    s = parse_settings(params[KEY])
+    p = BY_KEY[key]
+    if p.kind == "choice":
+        return dict(p.choices)[s[key]]  # dropdowns show labels
+    return s[key]

@@ -1,0 +1,80 @@
+"""Slothful Attention / Near-sighted Tile / Near-sighted Attention: the WebUI's AlwaysOn script.
+
+Thin on purpose: the UI comes from the parameter table (lib_slothful/ui.py) and everything else
+from lib_slothful/hosts/webui.py, which the tests exercise without a WebUI.
+"""
+import os
+import sys
+
+import gradio as gr
+
+from modules import script_callbacks, scripts, shared
+
+# A1111 puts an extension's folder on sys.path only while its scripts load; keep it for lib_slothful.
+_EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _EXT_DIR not in sys.path:
+    sys.path.insert(0, _EXT_DIR)
+
+from lib_slothful.hosts import webui as host  # noqa: E402
+from lib_slothful.ui import build_ui  # noqa: E402
+from modules.ui_components import InputAccordion  # noqa: E402  (A1111 1.7+, Forge, reForge)
+
+
+def _disabled():
+    return bool(getattr(shared.cmd_opts, "disable_slothful_attention", False))
+
+
+CONTROLLER = host.Controller(opts=lambda: shared.opts, current_unet=lambda: host.unet_of_model(shared.sd_model))
+_SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
+
+
+class SlothfulAttentionScript(scripts.Script):
+    sorting_priority = 15  # Forge: place among the built-in accordions
+
+    def title(self):
+        return host.TITLE
+
+    def show(self, is_img2img):
+        return False if _disabled() else scripts.AlwaysVisible
+
+    def ui(self, is_img2img):
+        tab = "img2img" if is_img2img else "txt2img"
+        size = [_SIZE.get(f"{tab}_width"), _SIZE.get(f"{tab}_height")]
+        size = size if None not in size else []
+
+        def preview(*values):
+            n = len(values) - len(size)
+            return host.preview_html(values[:n], host.layout_of(shared.sd_model), *values[n:])
+
+        controls, _ = build_ui(gr, InputAccordion, self.elem_id, preview_fn=preview, size_inputs=size)
+        self.infotext_fields = host.infotext_fields(controls)
+        return controls
+
+    def process(self, p, *args):
+        CONTROLLER.process(p, args)
+
+    def process_before_every_sampling(self, p, *args, **kwargs):
+        CONTROLLER.before_sampling(p)
+
+    def postprocess(self, p, processed, *args):
+        CONTROLLER.postprocess(p)
+
+
+def _remember_size(component, **kwargs):
+    elem_id = kwargs.get("elem_id")
+    if elem_id in ("txt2img_width", "txt2img_height", "img2img_width", "img2img_height"):
+        _SIZE[elem_id] = component
+
+
+def _add_xyz_axes():
+    if _disabled():
+        return
+    for data in scripts.scripts_data:
+        if data.script_class.__module__ in ("xyz_grid.py", "scripts.xyz_grid"):
+            host.add_axes(data.module)
+
+
+script_callbacks.on_after_component(_remember_size)
+script_callbacks.on_cfg_denoiser(CONTROLLER.on_cfg_denoiser)
+script_callbacks.on_before_ui(_add_xyz_axes)
+_add_xyz_axes()  # already possible when xyz_grid.py loaded first; needed with --nowebui (no before_ui)

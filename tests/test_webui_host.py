@@ -1,0 +1,258 @@
+"""The WebUI script's logic (lib_slothful/hosts/webui.py) on a real ldm UNet, with stand-in `p`
+objects: install per pass, removal after success, failure and interruption, bad API arguments,
+X/Y/Z axes without leaks between cells, Hypertile, the refiner swap, and the Forge adapter."""
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from benchmarks.unets import SD15_TINY, SDXL_TINY, build_unet, call_unet, unet_inputs
+from comfy_driver import comfy_style
+from lib_slothful.hosts import a1111, webui
+from lib_slothful.infotext import KEY
+from lib_slothful.params import PARAMS, to_args, validate
+
+NSA = {"enabled": True, "method": "nearsighted_attention", "base_tile_size": 16, "peak_tile_size": 16,
+       "in_k_blend": 0.4}
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return build_unet(SD15_TINY)
+
+
+@pytest.fixture(scope="module")
+def inputs(unet):
+    return unet_inputs(unet, 2, 40, 56, t=400.0)
+
+
+@pytest.fixture(scope="module")
+def base(unet, inputs):
+    return call_unet(unet, *inputs)
+
+
+def hook_count(module):
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in module.modules())
+
+
+def make_p(unet, hr=False):
+    return SimpleNamespace(sd_model=SimpleNamespace(model=SimpleNamespace(diffusion_model=unet)),
+                           extra_generation_params={}, is_hr_pass=hr)
+
+
+def args(**settings):
+    return to_args(validate(settings))
+
+
+def test_generation_installs_then_removes(unet, inputs, base):
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    assert p.extra_generation_params[KEY].startswith("method=nearsighted_attention")
+    c.before_sampling(p)
+    c.before_sampling(p)  # a second batch: hooks are replaced, not stacked
+    assert hook_count(unet) == 1 + 3 * 16
+    out = call_unet(unet, *inputs)
+    assert out.shape == base.shape and torch.isfinite(out).all() and not torch.equal(out, base)
+    c.postprocess(p)
+    assert hook_count(unet) == 0 and a1111.HANDLES == []
+    assert torch.equal(call_unet(unet, *inputs), base)
+
+
+def test_failed_generation_is_cleaned_by_the_next_one(unet, inputs, base):
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    boom = unet.output_blocks[4].register_forward_pre_hook(lambda m, a: (_ for _ in ()).throw(RuntimeError("OOM")))
+    with pytest.raises(RuntimeError):
+        call_unet(unet, *inputs)
+    boom.remove()
+    assert hook_count(unet) > 0  # the WebUI skips postprocess after an exception
+    c.process(make_p(unet), args(enabled=False))  # the next generation, extension off
+    assert hook_count(unet) == 0
+    assert torch.equal(call_unet(unet, *inputs), base)
+
+
+def test_interrupted_generation(unet, inputs, base):
+    """An interrupt ends sampling early and the WebUI still calls postprocess."""
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    call_unet(unet, *inputs)  # one step, then the user presses Interrupt
+    c.postprocess(p)
+    assert hook_count(unet) == 0 and torch.equal(call_unet(unet, *inputs), base)
+
+
+def test_bad_api_argument_fails_the_request_with_422(unet, inputs, base):
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, [{"in_slothful": 80}])
+    assert KEY not in p.extra_generation_params
+    c.before_sampling(p)
+    with pytest.raises(webui.SettingsError) as e:
+        call_unet(unet, *inputs)
+    assert e.value.status_code == 422 and "in_slothful" in e.value.detail and "0 to 50" in e.value.detail
+    assert hook_count(unet) == 0  # the failing hook removed everything before raising
+    c.process(p, args(**NSA))  # the server keeps serving
+    c.before_sampling(p)
+    assert not torch.equal(call_unet(unet, *inputs), base)
+    c.postprocess(p)
+
+
+def test_passes_are_chosen(unet, inputs):
+    c = webui.Controller()
+    first, hires_unet = make_p(unet), build_unet(SD15_TINY, seed=3)
+    c.process(first, args(**NSA, first_pass=False))
+    c.before_sampling(first)
+    assert hook_count(unet) == 0
+    hires = make_p(hires_unet, hr=True)  # a hires checkpoint: another model object
+    c.before_sampling(hires)
+    assert hook_count(hires_unet) > 0 and hook_count(unet) == 0
+    c.postprocess(hires)
+    assert hook_count(hires_unet) == 0
+
+
+def test_refiner_swap_moves_the_hooks(unet, inputs):
+    refiner = build_unet(SD15_TINY, seed=5)
+    current = [unet]
+    c = webui.Controller(current_unet=lambda: current[0])
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    current[0] = refiner  # the WebUI swapped models mid-sampling
+    c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond=torch.zeros(1, 77, 8), text_uncond=torch.zeros(1, 77, 8)))
+    assert hook_count(refiner) > 0 and hook_count(unet) == 0
+    call_unet(refiner, *unet_inputs(refiner, 2, 40, 56))
+    c.postprocess(p)
+    assert hook_count(refiner) == 0
+
+
+def test_hypertile_and_unsupported_models_are_left_alone(unet, capsys):
+    c = webui.Controller(opts=lambda: SimpleNamespace(hypertile_enable_unet=True))
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    assert hook_count(unet) == 0 and "Hypertile" in capsys.readouterr().out
+    c = webui.Controller()
+    not_a_unet = torch.nn.Linear(4, 4)
+    p = make_p(not_a_unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    c.postprocess(p)
+    assert hook_count(not_a_unet) == 0 and "no UNet self-attention" in capsys.readouterr().out
+
+
+def test_hooks_that_never_fire_are_reported(unet, capsys):
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    c.postprocess(p)  # sampling ran through something else (e.g. a TensorRT UNet)
+    assert "never fired" in capsys.readouterr().out
+
+
+def test_progress_and_cond_rows_from_the_denoiser():
+    c = webui.Controller()
+    for step, total, steps, want in ((0, 20, 20, 0.0), (19, 20, 20, 1.0), (7, 40, 20, 3 / 19), (38, 40, 20, 1.0)):
+        c.on_cfg_denoiser(SimpleNamespace(denoiser=SimpleNamespace(step=step, total_steps=total, steps=steps),
+                                          text_cond=torch.zeros(2, 77, 8), text_uncond=torch.zeros(2, 77, 8)))
+        assert c.progress == pytest.approx(want)
+    assert c.chunks(4) == [0, 1] and c.chunks(2) == [0]  # batch_cond_uncond off: one kind per call
+    c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond={"crossattn": torch.zeros(3, 77, 8)},
+                                      text_uncond=torch.zeros(2, 77, 8)))
+    assert c.chunks(5) == [0]  # AND-prompts: rows do not split into equal chunks
+
+
+class FakeAxisOption:
+    def __init__(self, label, type, apply, format_value=None, confirm=None, cost=0.0, choices=None, prepare=None):
+        self.label, self.type, self.apply, self.confirm, self.choices = label, type, apply, confirm, choices
+
+
+def test_xyz_axes_cover_every_parameter_without_leaks(unet):
+    xyz = SimpleNamespace(AxisOption=FakeAxisOption, axis_options=[])
+    assert webui.add_axes(xyz) == len(PARAMS) and webui.add_axes(xyz) == 0
+    opts = {o.label: o for o in xyz.axis_options}
+    assert opts["[Slothful] Method"].choices() == ["Slothful", "Near-sighted Tile", "Near-sighted Attention"]
+    assert opts["[Slothful] Enabled"].choices() == ["True", "False"] and opts["[Slothful] In slothful"].type is float
+    with pytest.raises(ValueError, match="0 to 50"):
+        opts["[Slothful] In slothful"].confirm(None, [4.0, 51.0])
+    opts["[Slothful] Tile size"].confirm(None, [16, 96])
+
+    c = webui.Controller()
+    p = make_p(unet)
+    ui_args = args(enabled=False)  # the accordion is off: the axis turns it on
+    infotexts = []
+    for method, strength in (("Near-sighted Tile", 8.0), ("Slothful", 12.5)):
+        pc = copy.copy(p)  # what X/Y/Z does per cell: a shallow copy sharing extra_generation_params
+        opts["[Slothful] Enabled"].apply(pc, "True", [])
+        opts["[Slothful] Method"].apply(pc, method, [])
+        opts["[Slothful] In slothful"].apply(pc, strength, [])
+        c.process(pc, ui_args)
+        infotexts.append(pc.extra_generation_params[KEY])
+        c.postprocess(pc)
+    assert infotexts == ["method=nearsighted_tile in_slothful=8.0", "method=slothful in_slothful=12.5"]
+    assert not hasattr(p, webui.XYZ_ATTR)
+    c.process(copy.copy(p), ui_args)  # a cell without the axes: off, and no entry left behind
+    assert KEY not in p.extra_generation_params
+
+
+class FakePatcher:
+    """Forge's UnetPatcher surface: clone(), set_model_attn1_patch, set_model_attn1_output_patch."""
+
+    def __init__(self, unet, patches=()):
+        self.model = SimpleNamespace(diffusion_model=unet, predictor=SimpleNamespace(
+            timestep=lambda sigma: torch.round(sigma * 100.0)))  # any sigma -> timestep map
+        self.patches = list(patches)
+
+    def clone(self):
+        return FakePatcher(self.model.diffusion_model, self.patches)
+
+    def set_model_attn1_patch(self, f):
+        self.patches.append(("attn1_patch", f))
+
+    def set_model_attn1_output_patch(self, f):
+        self.patches.append(("attn1_output_patch", f))
+
+
+@pytest.mark.parametrize("shape", [SD15_TINY, SDXL_TINY], ids=lambda s: s.name)
+def test_forge_adapter_matches_the_a1111_hooks(shape):
+    unet = build_unet(shape)
+    x, ts, ctx, y = unet_inputs(unet, 2, 40, 56, t=400.0)
+    from benchmarks.unets import call_unet as run
+    c = webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    via_hooks = run(unet, x, ts, ctx, y)
+    c.postprocess(p)
+
+    original = FakePatcher(unet)
+    fp = SimpleNamespace(sd_model=SimpleNamespace(forge_objects=SimpleNamespace(unet=original)),
+                         extra_generation_params={}, is_hr_pass=False)
+    c.process(fp, args(**NSA))
+    c.before_sampling(fp)
+    patched = fp.sd_model.forge_objects.unet
+    assert patched is not original and original.patches == []  # a clone, as Forge's idiom wants
+    patch = dict(patched.patches)["attn1_patch"]
+    out_patch = dict(patched.patches)["attn1_output_patch"]
+    sigmas = torch.full((2,), 4.0)  # -> timestep 400 through the fake predictor
+    per_call = lambda x_, t_: {"original_shape": list(x_.shape), "sigmas": sigmas, "cond_or_uncond": [1, 0]}
+    with comfy_style(unet, patch, out_patch, per_call):
+        via_forge = run(unet, x, ts, ctx, y)
+    c.postprocess(fp)
+    assert torch.equal(via_forge, via_hooks)
+
+
+def test_layout_read_off_real_unets_matches_the_presets():
+    """The preview's SD1.5 / SDXL layouts equal what hosts.common reads off full-size ldm UNets."""
+    from benchmarks.unets import SD15, SDXL
+    from lib_slothful.hosts.common import model_layout
+    from lib_slothful import preview
+
+    for shape, preset in ((SD15, preview.SD1), (SDXL, preview.SDXL)):
+        layout = model_layout(build_unet(shape, device="meta"))
+        assert layout.groups == preset.groups and layout.attention_levels == preset.attention_levels
+        assert layout.model_channels == preset.model_channels
