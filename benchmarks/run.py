@@ -34,6 +34,16 @@ MODELS = {"sd15": SD15, "sdxl": SDXL}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def log(*a):
     print(*a, flush=True)
 
@@ -141,6 +151,45 @@ def table(rows):
     return "\n".join(lines)
 
 
+def targets(rows) -> str:
+    """The targets of the speed issue (set for a GPU, SD1.5 UNet only, against SDPA), checked."""
+    def get(model, px, variant):
+        return next((r for r in rows if r["model"] == model and r["px"] == px and r["variant"] == variant), None)
+
+    out = []
+
+    def check(text, ok, detail):
+        out.append(f"- {'met' if ok else 'MISSED'}: {text} ({detail})")
+
+    for px, want in ((1024, 1.6), (2048, 2.5)):
+        r = get("SD1.5", px, "Near-sighted Attention")
+        if r:
+            check(f"SD1.5 Near-sighted Attention at defaults >= {want}x at {px} px", r["ratio"] >= want, f"{r['ratio']:.2f}x")
+    ours = [r for r in rows if r["method"] not in ("baseline", "peer") and "(budget)" not in r["variant"]]
+    small = [r for r in ours if r["model"] == "SD1.5" and r["px"] == 512]
+    if small:
+        worst = min(small, key=lambda r: r["ratio"])
+        check("no method slower than 0.98x at 512 px (SD1.5)", worst["ratio"] >= 0.98,
+              f"slowest: {worst['variant']} {worst['ratio']:.2f}x")
+    xl = [r for r in ours if r["model"] == "SDXL" and r["px"] == 2048]
+    if xl:
+        best = max(xl, key=lambda r: r["ratio"])
+        check("SDXL-shaped >= 1.35x at 2048 px", best["ratio"] >= 1.35, f"best: {best['variant']} {best['ratio']:.2f}x")
+    if ours:
+        low = [r for r in ours if r["reached"] < 0.85]
+        check("every variant at 85% or more of its FLOP ceiling", not low,
+              ", ".join(f"{r['model']} {r['px']} {r['variant']} {r['reached']:.0%}" for r in low) or "all")
+    for model in dict.fromkeys(r["model"] for r in rows):
+        for px in sorted({r["px"] for r in rows if r["model"] == model}):
+            mine = get(model, px, "Slothful N/4 (budget)")
+            peers_ = [r for r in rows if r["model"] == model and r["px"] == px and r["method"] == "peer"]
+            if mine and peers_:
+                best = max(peers_, key=lambda r: r["ratio"])
+                check(f"ahead of tomesd and ToDo at equal K/V budget, {model} {px} px", mine["ratio"] > best["ratio"],
+                      f"{mine['ratio']:.2f}x vs {best['variant']} {best['ratio']:.2f}x")
+    return "\n".join(out)
+
+
 def plot(rows, path, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -166,11 +215,12 @@ def plot(rows, path, title):
     fig.savefig(path, dpi=110)
 
 
-def update_docs(tag, md_table, png_name, header):
+def update_docs(tag, md_table, png_name, header, checks):
     path = os.path.join(ROOT, "docs", "benchmarks.md")
     start, end = f"<!-- results:{tag}:start -->", f"<!-- results:{tag}:end -->"
     text = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
-    block = f"{start}\n{header}\n\n![speed-up, {tag}](benchmarks/{png_name})\n\n{md_table}\n{end}"
+    block = (f"{start}\n{header}\n\n![speed-up, {tag}](benchmarks/{png_name})\n\n{md_table}\n\n"
+             f"Targets, checked by the benchmark on these rows:\n\n{checks}\n{end}")
     if start in text:
         text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
     else:
@@ -184,7 +234,8 @@ def main(argv=None):
     ap.add_argument("--models", default="sd15,sdxl")
     ap.add_argument("--sizes", default=None, help="e.g. 512,1024 (all models); default per device")
     ap.add_argument("--batch", type=int, default=None, help="default: 2 on GPU (cond + uncond), 1 on CPU")
-    ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 5 on GPU, 2 on CPU)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="timed rounds (default 5 on GPU; on CPU 2 for SD1.5 and 1 for SDXL, to stay under 10 minutes)")
     ap.add_argument("--timesteps", default=None, help="default: 999,749,499,249 on GPU; 500 on CPU")
     ap.add_argument("--variants", default=None, help="comma-separated substrings of variant names")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "benchmarks"))
@@ -195,7 +246,8 @@ def main(argv=None):
     cuda = device.type == "cuda"
     dtype = torch.float16 if cuda else torch.float32
     batch = args.batch or (2 if cuda else 1)
-    rounds = args.rounds or (5 if cuda else 2)
+    models = args.models.split(",")
+    rounds = {k: args.rounds or (5 if cuda else {"sd15": 2, "sdxl": 1}[k]) for k in models}
     timesteps = [float(t) for t in (args.timesteps or ("999,749,499,249" if cuda else "500")).split(",")]
     default_sizes = {"sd15": [512, 1024, 1536, 2048], "sdxl": [512, 1024, 1536, 2048]} if cuda else \
         {"sd15": [512, 768], "sdxl": [512]}
@@ -206,22 +258,23 @@ def main(argv=None):
     use_sdpa()
     torch.backends.cuda.matmul.allow_tf32 = True
 
-    dev_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or platform.machine())
+    dev_name = torch.cuda.get_device_name(device) if cuda else cpu_name()
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"Device: **{dev_name}** ({'CUDA, fp16' if cuda else f'CPU, {torch.get_num_threads()} threads, fp32'}), "
               f"torch {torch.__version__}, attention: SDPA, batch {batch}, timesteps {timesteps}, "
-              f"{rounds} rounds, {stamp}.")
+              f"rounds {', '.join(f'{MODELS[k].name} {r}' for k, r in rounds.items())}, {stamp}.")
     log(header)
     t0 = time.time()
     rows = []
-    for key in args.models.split(","):
+    for key in models:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default_sizes[key]
-        rows += bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps)
+        rows += bench_model(key, sizes, variants, device, dtype, batch, rounds[key], timesteps)
     md = table(rows)
+    checks = targets(rows)
     tag = "cuda" if cuda else "cpu"
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"{tag}.md"), "w", encoding="utf-8") as f:
-        f.write(header + "\n\n" + md + "\n")
+        f.write(header + "\n\n" + md + "\n\n" + checks + "\n")
     with open(os.path.join(args.out, f"{tag}.json"), "w", encoding="utf-8") as f:
         json.dump({"header": header, "rows": rows}, f, indent=1)
     try:
@@ -229,8 +282,8 @@ def main(argv=None):
     except ImportError:
         log("matplotlib is not installed: no plot")
     if args.update_docs:
-        update_docs(tag, md, f"{tag}.png", header)
-    log("\n" + md)
+        update_docs(tag, md, f"{tag}.png", header, checks)
+    log("\n" + md + "\n\n" + checks)
     log(f"\nwall time {time.time() - t0:.0f}s; written to {args.out}/{tag}.md/.json/.png")
 
 

@@ -153,7 +153,11 @@ def unet_inputs(unet, batch: int, H: int, W: int, t: float = 500.0, seed: int = 
 
 
 def call_unet(unet, x, ts, ctx, y=None):
+    """One UNet forward.  A half-precision UNet runs under autocast, as A1111 runs it (ldm's
+    GroupNorm32 and timestep embedding compute in fp32)."""
     context = [ctx] * unet.shape.depth
-    if y is not None:
-        return unet(x, ts, context=context, y=y)
-    return unet(x, ts, context=context)
+    kw = {"y": y} if y is not None else {}
+    if x.dtype in (torch.float16, torch.bfloat16) and x.device.type == "cuda":
+        with torch.autocast("cuda", dtype=x.dtype):
+            return unet(x, ts, context=context, **kw)
+    return unet(x, ts, context=context, **kw)

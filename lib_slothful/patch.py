@@ -118,6 +118,7 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
     first_level = min(attention_levels) if attention_levels else 0
     comfy_tile = s["profile"] == "comfyui" and s["method"] == "nearsighted_tile"
     state = PatchState(on_note)
+    plans: dict = {}
 
     def attn1_patch(n, context, value, extra_options):
         state.calls += 1
@@ -140,8 +141,13 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                 time = S.time_from_timestep(timestep)
             _, _, H, W = extra_options["original_shape"]
             B, N, C = n.shape
-            p = plan_layer(items, block, N, C, int(extra_options.get("n_heads", 8)), int(H), int(W),
-                           time, model_channels, first_level)
+            key = (block, N, C, extra_options.get("n_heads", 8), H, W, time)
+            p = plans.get(key, plans)
+            if p is plans:  # a small per-build cache: no hashing of the whole settings per call
+                if len(plans) > 512:
+                    plans.clear()
+                p = plans[key] = plan_layer(items, block, N, C, int(key[3]), int(H), int(W), time,
+                                            model_channels, first_level)
             if p is None:
                 state.note(f"a {block} layer with {N} tokens matches no level of the {H}x{W} latent "
                            "(merged tokens or an unknown model); left untouched")
