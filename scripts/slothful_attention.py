@@ -3,21 +3,15 @@
 Thin on purpose: the UI comes from the parameter table (lib_slothful/ui.py) and everything else
 from lib_slothful/hosts/webui.py, which the tests exercise without a WebUI.
 """
-import os
-import sys
-
 import gradio as gr
 
 from modules import script_callbacks, scripts, shared
+from modules.ui_components import InputAccordion  # A1111 1.7+, Forge, reForge
 
-# A1111 puts an extension's folder on sys.path only while its scripts load; keep it for lib_slothful.
-_EXT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _EXT_DIR not in sys.path:
-    sys.path.insert(0, _EXT_DIR)
-
-from lib_slothful.hosts import webui as host  # noqa: E402
-from lib_slothful.ui import build_ui  # noqa: E402
-from modules.ui_components import InputAccordion  # noqa: E402  (A1111 1.7+, Forge, reForge)
+# The WebUI puts this extension's folder on sys.path while its scripts load; everything the script
+# needs is imported here, so nothing is added to sys.path for the rest of the session.
+from lib_slothful.hosts import webui as host
+from lib_slothful.ui import build_ui
 
 
 def _disabled():
