@@ -47,6 +47,10 @@ class SlothfulAttentionScript(scripts.Script):
     def process(self, p, *args):
         CONTROLLER.process(p, args)
 
+    def process_batch(self, p, *args, **kwargs):
+        # WebUIs before A1111 1.10 have no process_before_every_sampling: install here too (idempotent).
+        CONTROLLER.before_sampling(p)
+
     def process_before_every_sampling(self, p, *args, **kwargs):
         CONTROLLER.before_sampling(p)
 
