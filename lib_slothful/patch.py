@@ -62,7 +62,7 @@ def _chunks(state: PatchState, batch: int, extra_options) -> tuple[int, int]:
     return cuc, batch // cuc
 
 
-def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options, timestep: float):
+def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options):
     B, N, C = n.shape
     if p.tiles is None:
         k, v = reduce_tokens(n, p.local)
@@ -94,8 +94,7 @@ def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options, time
 
     if p.glob is not None or p.glob_all:
         gk, gv = reduce_tokens(n, p.glob) if p.glob is not None else (n, n)
-        parts_k = (local_view(lk), global_view(gk))
-        k = torch.cat(parts_k, dim=3).view(B * T, -1, C)
+        k = torch.cat((local_view(lk), global_view(gk)), dim=3).view(B * T, -1, C)
         if gv is gk and lv is lk:
             v = k
         else:
@@ -154,7 +153,7 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                 return n, context, value
             if not p.changes_anything:
                 return n, context, value
-            q, k, v = _apply(n, p, state, extra_options, timestep)
+            q, k, v = _apply(n, p, state, extra_options)
             state.changed += 1
             return q, k, v
         except Exception as e:  # never fail a generation: fall back to plain attention
