@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from lib_slothful import build_patches
 from lib_slothful.hosts import a1111
-from lib_slothful.hosts.common import attention_levels, attn1_modules, model_channels
+from lib_slothful.hosts.common import attention_levels, model_channels
 from lib_slothful.plan import plan_layer
 from lib_slothful.preview import layer_macs
 from lib_slothful.schedule import find_level, time_from_timestep
@@ -135,10 +135,3 @@ def all_variants() -> list[Variant]:
         tomesd_variant(0.75),
     ]
 
-
-def attention_layers(unet):
-    """(block, channels, heads) of every attn1 layer, with its level's token count computed later."""
-    out = []
-    for _, m, block in attn1_modules(unet):
-        out.append((block[0], m.to_q.in_features, int(m.heads)))
-    return out

@@ -135,9 +135,6 @@ def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
             rows.append(dict(model=shape.name, px=px, variant=v.name, method=v.method, ms=med * 1e3, ratio=ratio,
                              ceiling=ceil, reached=ratio / ceil,
                              mem_gib=max(mems[v.name]) if device.type == "cuda" else None))
-    del unet
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return rows
 
 
@@ -269,6 +266,8 @@ def main(argv=None):
     for key in models:
         sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default_sizes[key]
         rows += bench_model(key, sizes, variants, device, dtype, batch, rounds[key], timesteps)
+        if cuda:
+            torch.cuda.empty_cache()  # the model is gone with bench_model's frame
     md = table(rows)
     checks = targets(rows)
     tag = "cuda" if cuda else "cpu"

@@ -9,7 +9,7 @@ Keys keep the names of the original ComfyUI nodes (MitoshiroPJ's Slothful / Near
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SLOTHFUL = "slothful"
 TILE = "nearsighted_tile"
@@ -217,7 +217,3 @@ def to_args(settings: dict) -> list:
     s = validate(settings)
     return [s[p.key] for p in PARAMS]
 
-
-def applies(p: Param, settings: dict) -> bool:
-    """Whether `p` matters for these settings' method (the UI hides the others)."""
-    return settings["method"] in p.methods

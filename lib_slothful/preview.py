@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .params import validate
 from .plan import plan_layer
+from .schedule import level_grid
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,7 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     first = min(layout.attention_levels)
     rows = []
     for g in layout.groups:
-        h, w = H, W
-        for _ in range(g.level):
-            h, w = -(-h // 2), -(-w // 2)
+        h, w = level_grid(H, W, g.level)
         n = h * w
         plan = plan_layer(items, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
         base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)

@@ -7,7 +7,7 @@ ignores it.
 """
 from __future__ import annotations
 
-from .params import BY_KEY, PARAMS, Param, SLOTHFUL, NSA, TILE
+from .params import BY_KEY, NSA, PARAMS, TILE, Param
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
 METHOD_BY_LABEL = {label: value for value, label in BY_KEY["method"].choices}

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from lib_slothful.params import BY_KEY, DEFAULTS, PARAMS, from_args, to_args, validate
+from lib_slothful.params import DEFAULTS, PARAMS, from_args, to_args, validate
 
 EXPECTED_KEYS = [  # the original nodes' names, plus this extension's method / profile / schedule / passes
     "enabled", "method", "profile", "schedule", "peak_time", "time_decay",

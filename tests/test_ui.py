@@ -1,7 +1,6 @@
 """The accordion in a real gradio 3.41.2 Blocks: one control per table entry, in table order, with the
 table's defaults, ranges and choices; method-dependent visibility; the preview."""
 import gradio as gr
-import pytest
 
 from lib_slothful.hosts import webui
 from lib_slothful.infotext import KEY, format_settings
