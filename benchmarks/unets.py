@@ -95,19 +95,12 @@ def build_unet(shape: Shape, seed: int = 0, dtype=torch.float32, device="cpu"):
 def _cut_depth(unet, shape: Shape):
     from ldm.modules.attention import SpatialTransformer
 
-    level = 0
-    for block in unet.input_blocks:
-        if any(type(m).__name__ == "Downsample" for m in block.modules()):
-            level += 1
+    from lib_slothful.hosts.common import blocks_by_level
+
+    for _, level, block in blocks_by_level(unet):
         for m in block.modules():
             if isinstance(m, SpatialTransformer) and level in shape.cut_depth:
                 m.transformer_blocks = m.transformer_blocks[: shape.cut_depth[level]]
-    n_levels = len(shape.channel_mult)
-    for i, block in enumerate(unet.output_blocks):
-        out_level = n_levels - 1 - i // 3
-        for m in block.modules():
-            if isinstance(m, SpatialTransformer) and out_level in shape.cut_depth:
-                m.transformer_blocks = m.transformer_blocks[: shape.cut_depth[out_level]]
 
 
 def randomize(unet):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .params import BY_KEY, PARAMS, Param, check_value, validate
+from .params import BY_KEY, PARAMS, Param, check_value, read_bool, validate
 
 KEY = "Slothful Attention"
 
@@ -40,10 +40,7 @@ def format_settings(settings: dict) -> str:
 
 def _read(p: Param, text: str):
     if p.kind == "bool":
-        low = text.lower()
-        if low in ("true", "false"):
-            return low == "true"
-        raise ValueError(f"{p.key}: {text!r} is not true or false")
+        return read_bool(p, text)
     if p.kind == "choice":
         return check_value(p, text)
     value = float(text)

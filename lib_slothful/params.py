@@ -188,6 +188,14 @@ def check_value(p: Param, value):
     return int(value) if p.kind == "int" else float(value)
 
 
+def read_bool(p: Param, text: str) -> bool:
+    """`true` / `false` in any case (infotext, X/Y/Z axis values), else ValueError naming the key."""
+    low = text.strip().lower()
+    if low not in ("true", "false"):
+        raise ValueError(f"{p.key}: {text!r} is not allowed; expected true or false")
+    return low == "true"
+
+
 def validate(settings: dict | None) -> dict:
     """Complete and check a settings dict: unknown keys, wrong types, NaN/inf and out-of-range values
     raise ValueError naming the key and its allowed range.  Missing keys take the table's defaults."""

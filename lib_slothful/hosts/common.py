@@ -20,22 +20,41 @@ def model_channels(unet: torch.nn.Module) -> int:
     return int(mc)
 
 
-def _has_attn1(module: torch.nn.Module) -> bool:
-    return any(name.endswith("attn1") for name, _ in module.named_modules())
+def _attn1s(block: torch.nn.Module):
+    return [m for name, m in block.named_modules() if name.endswith("attn1") and hasattr(m, "to_q")]
+
+
+def _has(block: torch.nn.Module, cls_name: str) -> bool:
+    return any(type(m).__name__ == cls_name for m in block.modules())
+
+
+def blocks_by_level(unet: torch.nn.Module):
+    """(group, level, block) for the UNet's input, middle and output blocks, level 0 being full
+    latent resolution: a `Downsample` block starts the next level down, an output block holding an
+    `Upsample` ends its level."""
+    level = 0
+    for block in unet.input_blocks:
+        if _has(block, "Downsample"):
+            level += 1
+        else:
+            yield "input", level, block
+    yield "middle", level, unet.middle_block
+    for block in unet.output_blocks:
+        yield "output", level, block
+        if _has(block, "Upsample"):
+            level -= 1
+
+
+def _levels(found) -> tuple[int, ...]:
+    """Levels of the (group, level) pairs that hold attention: the input blocks' levels, or the
+    middle block's if only it has attention."""
+    levels = {level for group, level in found if group == "input"}
+    return tuple(sorted(levels or {level for group, level in found if group == "middle"}))
 
 
 def attention_levels(unet: torch.nn.Module) -> tuple[int, ...]:
-    """UNet levels (0 = full latent resolution) whose input blocks hold self-attention; the middle
-    block sits at the deepest level."""
-    levels, level = set(), 0
-    for block in unet.input_blocks:
-        if any(type(m).__name__ == "Downsample" for m in block.modules()):
-            level += 1
-        elif _has_attn1(block):
-            levels.add(level)
-    if not levels and _has_attn1(unet.middle_block):
-        levels.add(level)
-    return tuple(sorted(levels))
+    """UNet levels (0 = full latent resolution) whose blocks hold self-attention."""
+    return _levels((group, level) for group, level, block in blocks_by_level(unet) if _attn1s(block))
 
 
 def attn1_modules(unet: torch.nn.Module):
@@ -53,14 +72,6 @@ def attn1_modules(unet: torch.nn.Module):
     return found
 
 
-def _attn1s(block: torch.nn.Module):
-    return [m for name, m in block.named_modules() if name.endswith("attn1") and hasattr(m, "to_q")]
-
-
-def _has(block: torch.nn.Module, cls_name: str) -> bool:
-    return any(type(m).__name__ == cls_name for m in block.modules())
-
-
 def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayout:
     """The preview's ModelLayout of a real UNet: attn1 layers per (block group, level)."""
     groups: list[LayerGroup] = []
@@ -76,15 +87,7 @@ def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayo
         else:
             groups.append(LayerGroup(block_name, level, c, heads, len(mods)))
 
-    level = 0
-    for block in unet.input_blocks:
-        if _has(block, "Downsample"):
-            level += 1
-        else:
-            add("input", level, block)
-    add("middle", level, unet.middle_block)
-    for block in unet.output_blocks:
-        add("output", level, block)
-        if _has(block, "Upsample"):
-            level -= 1
-    return ModelLayout(name, model_channels(unet), attention_levels(unet), tuple(groups))
+    for group, level, block in blocks_by_level(unet):
+        add(group, level, block)
+    levels = _levels((g.block, g.level) for g in groups)
+    return ModelLayout(name, model_channels(unet), levels, tuple(groups))

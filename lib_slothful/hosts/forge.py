@@ -11,12 +11,13 @@ from lib_slothful import build_patches
 from .common import attention_levels, model_channels
 
 
-def patch_unet(unet_patcher, settings: dict, progress=None):
-    """A clone of `unet_patcher` with the patches registered (the caller assigns it back to
-    `p.sd_model.forge_objects.unet`), and the engine's PatchState."""
+def patch_unet(unet_patcher, settings: dict, progress=None, on_note=None):
+    """A clone of `unet_patcher` with the patches registered; the caller assigns it back to
+    `p.sd_model.forge_objects.unet`.  `on_note` gets the engine's messages."""
     m = unet_patcher.clone()
     diffusion_model = m.model.diffusion_model
-    patch, out_patch = build_patches(settings, model_channels(diffusion_model), attention_levels(diffusion_model))
+    patch, out_patch = build_patches(settings, model_channels(diffusion_model), attention_levels(diffusion_model),
+                                     on_note=on_note)
     sampling = getattr(m.model, "predictor", None) or getattr(m.model, "model_sampling")  # current / old Forge
     last = [None, 0.0]
 
@@ -31,4 +32,4 @@ def patch_unet(unet_patcher, settings: dict, progress=None):
 
     m.set_model_attn1_patch(attn1_patch)
     m.set_model_attn1_output_patch(out_patch)
-    return m, patch.state
+    return m

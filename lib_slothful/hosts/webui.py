@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lib_slothful import build_patches
 from lib_slothful.infotext import KEY as INFOTEXT_KEY, format_settings, paste_value
-from lib_slothful.params import BY_KEY, PARAMS, Param, check_value, from_args, validate
+from lib_slothful.params import BY_KEY, PARAMS, Param, check_value, from_args, read_bool, validate
 from lib_slothful.preview import SD1, SD2, SDXL, as_html, preview
 
 from . import a1111, forge
@@ -116,9 +116,8 @@ class Controller:
             run.pass_on = False
             return
         if is_forge(p):
-            p.sd_model.forge_objects.unet, state = forge.patch_unet(
-                p.sd_model.forge_objects.unet, run.settings, progress=lambda: self.progress)
-            state.on_note = run.note
+            p.sd_model.forge_objects.unet = forge.patch_unet(
+                p.sd_model.forge_objects.unet, run.settings, progress=lambda: self.progress, on_note=run.note)
             return
         self._install(unet)
 
@@ -238,11 +237,7 @@ def _set_override(key):
 
 
 def _typed(p: Param, x):
-    if p.kind == "bool" and isinstance(x, str):
-        if x.strip().lower() not in ("true", "false"):
-            raise ValueError(f"{p.key}: {x!r} is not True or False")
-        return x.strip().lower() == "true"
-    return x
+    return read_bool(p, x) if p.kind == "bool" and isinstance(x, str) else x
 
 
 def _confirm(p: Param):
