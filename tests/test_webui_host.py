@@ -45,6 +45,15 @@ def args(**settings):
     return to_args(validate(settings))
 
 
+def sampling(unet, settings=NSA, controller=None):
+    """A controller after `process` and the first pass's `before_sampling`, with its `p`."""
+    c = controller or webui.Controller()
+    p = make_p(unet)
+    c.process(p, args(**settings))
+    c.before_sampling(p)
+    return c, p
+
+
 def test_generation_installs_then_removes(unet, inputs, base):
     c = webui.Controller()
     p = make_p(unet)
@@ -61,10 +70,7 @@ def test_generation_installs_then_removes(unet, inputs, base):
 
 
 def test_failed_generation_is_cleaned_by_the_next_one(unet, inputs, base):
-    c = webui.Controller()
-    p = make_p(unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    c, p = sampling(unet)
     boom = unet.output_blocks[4].register_forward_pre_hook(lambda m, a: (_ for _ in ()).throw(RuntimeError("OOM")))
     with pytest.raises(RuntimeError):
         call_unet(unet, *inputs)
@@ -77,10 +83,7 @@ def test_failed_generation_is_cleaned_by_the_next_one(unet, inputs, base):
 
 def test_interrupted_generation(unet, inputs, base):
     """An interrupt ends sampling early and the WebUI still calls postprocess."""
-    c = webui.Controller()
-    p = make_p(unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    c, p = sampling(unet)
     call_unet(unet, *inputs)  # one step, then the user presses Interrupt
     c.postprocess(p)
     assert hook_count(unet) == 0 and torch.equal(call_unet(unet, *inputs), base)
@@ -118,10 +121,7 @@ def test_passes_are_chosen(unet, inputs):
 def test_refiner_swap_moves_the_hooks(unet, inputs):
     refiner = build_unet(SD15_TINY, seed=5)
     current = [unet]
-    c = webui.Controller(current_unet=lambda: current[0])
-    p = make_p(unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    c, p = sampling(unet, controller=webui.Controller(current_unet=lambda: current[0]))
     current[0] = refiner  # the WebUI swapped models mid-sampling
     c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond=torch.zeros(1, 77, 8), text_uncond=torch.zeros(1, 77, 8)))
     assert hook_count(refiner) > 0 and hook_count(unet) == 0
@@ -131,10 +131,7 @@ def test_refiner_swap_moves_the_hooks(unet, inputs):
 
 
 def test_hypertile_and_unsupported_models_are_left_alone(unet, capsys):
-    c = webui.Controller(opts=lambda: SimpleNamespace(hypertile_enable_unet=True))
-    p = make_p(unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    sampling(unet, controller=webui.Controller(opts=lambda: SimpleNamespace(hypertile_enable_unet=True)))
     assert hook_count(unet) == 0 and "Hypertile" in capsys.readouterr().out
     c = webui.Controller()
     not_a_unet = torch.nn.Linear(4, 4)
@@ -146,10 +143,7 @@ def test_hypertile_and_unsupported_models_are_left_alone(unet, capsys):
 
 
 def test_hooks_that_never_fire_are_reported(unet, capsys):
-    c = webui.Controller()
-    p = make_p(unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    c, p = sampling(unet)
     c.postprocess(p)  # sampling ran through something else (e.g. a TensorRT UNet)
     assert "never fired" in capsys.readouterr().out
 
