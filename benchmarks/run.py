@@ -28,7 +28,7 @@ import torch
 
 from benchmarks import peers
 from benchmarks.unets import SD15, SDXL, build_unet, call_unet, unet_inputs, use_sdpa
-from lib_slothful.hosts.common import attention_levels, attn1_modules, model_channels
+from lib_slothful.hosts.common import attention_levels, attn1_layers, model_channels
 
 MODELS = {"sd15": SD15, "sdxl": SDXL}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def count_flops(shape, batch, px, timesteps):
     layers = []
     hooks = [m.register_forward_pre_hook(
         lambda mod, args, blk=block[0]: layers.append((blk, args[0].shape[1], args[0].shape[2], int(mod.heads))))
-        for _, m, block in attn1_modules(unet)]
+        for _, m, block in attn1_layers(unet)]
     x, ts, ctx, y = unet_inputs(unet, batch, px // 8, px // 8)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

@@ -37,6 +37,7 @@ class PatchState:
         self.rng, self.last_block = random.Random(), None
         self.calls = 0  # attn1_patch calls
         self.changed = 0  # calls that changed Q, K or V
+        self.yielded = 0  # calls left untouched because a neighbour owns the layer
         self.notes: list[str] = []
 
     def note(self, msg: str):
@@ -54,12 +55,15 @@ def _timestep(state: PatchState, t) -> float:
 
 
 def _chunks(state: PatchState, batch: int, extra_options) -> tuple[int, int]:
-    """(chunks, images per chunk): cond and uncond rows are separate chunks that never share."""
-    cuc = len(extra_options.get("cond_or_uncond") or [0])
-    if batch % cuc:
-        state.note(f"batch {batch} does not split into {cuc} cond/uncond chunks; sharing per image only")
+    """(chunks, images per chunk): cond and uncond rows are separate chunks that never share.  When
+    the host cannot say which rows are which (`cond_or_uncond` None: e.g. an AND prompt gives more
+    cond than uncond rows) or the rows do not split evenly, nothing is shared in this call."""
+    labels = extra_options.get("cond_or_uncond")
+    if not labels or batch % len(labels):
+        state.note("cond and uncond rows of this batch are not in equal chunks (an AND prompt?): "
+                   "tiles and global samples are not shared across the batch in such calls")
         return batch, 1
-    return cuc, batch // cuc
+    return len(labels), batch // len(labels)
 
 
 def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options):
@@ -102,16 +106,18 @@ def _apply(n: torch.Tensor, p: LayerPlan, state: PatchState, extra_options):
     else:
         k = local_view(lk).reshape(B * T, -1, C)
         v = k if lv is lk else local_view(lv).reshape(B * T, -1, C)
-    state.pending = lay
+    state.pending = (lay, (q.shape[0], q.shape[1]))
     return q, k, v
 
 
-def build_patches(settings: dict, model_channels: int, attention_levels: tuple, on_note=None):
+def build_patches(settings: dict, model_channels: int, attention_levels: tuple, on_note=None, owner=None):
     """The (attn1_patch, attn1_output_patch) pair for these settings.  Partial settings take the
     table's defaults; bad values raise ValueError here, never during sampling.  `attention_levels`
     are the UNet levels (0 = full latent resolution) that hold attention: depth counts from the
     first of them.  Each function carries the shared `PatchState` as `.state`; `on_note(msg)` gets
-    each distinct message once (default: a logging warning)."""
+    each distinct message once (default: a logging warning).  `owner(extra_options)` is the host's
+    neighbour policy: it names another tool that owns this attn1 call (a replace patch, another
+    attn1 patch ...), and that call then runs untouched; None = ours to change."""
     s = validate(settings)
     items = tuple(s.items())
     first_level = min(attention_levels) if attention_levels else 0
@@ -128,6 +134,11 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                            "cross-attending attn1); such layers are left untouched")
                 return n, context, value
             block = extra_options["block"][0]
+            neighbour = owner(extra_options) if owner is not None else None
+            if neighbour:
+                state.yielded += 1
+                state.note(f"{neighbour}: left untouched")
+                return n, context, value
             t = extra_options.get("timestep", 0)
             timestep = _timestep(state, t) if (comfy_tile or s["schedule"] == "timestep") else 0.0
             if comfy_tile:  # the node reseeds at every entry into the input blocks
@@ -163,11 +174,13 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
             return n, context, value
 
     def attn1_output_patch(out, extra_options):
-        lay, state.pending = state.pending, None
-        if lay is None:
+        pending, state.pending = state.pending, None
+        if pending is None:
             return out
-        if out.shape[0] % lay.plan.count or out.shape[1] != lay.plan.tokens:
-            state.note(f"attn1 output {tuple(out.shape)} is not the tiled shape; left as is")
+        lay, rows_tokens = pending
+        if tuple(out.shape[:2]) != rows_tokens:  # only exactly what this call tiled is un-tiled
+            state.note(f"attn1 output {tuple(out.shape)} is not the tiled shape {rows_tokens} "
+                       "(another tool changed it); left as is")
             return out
         return untile(out, lay)
 

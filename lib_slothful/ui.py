@@ -7,7 +7,9 @@ ignores it.
 """
 from __future__ import annotations
 
-from .params import BY_KEY, NSA, PARAMS, TILE, Param
+from .infotext import paste_value
+from .params import BY_KEY, NSA, PARAMS, TILE, Param, from_args
+from .preview import as_html, preview
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
 METHOD_BY_LABEL = {label: value for value, label in BY_KEY["method"].choices}
@@ -86,3 +88,19 @@ def build_ui(gr, input_accordion, elem_id, preview_fn=None, size_inputs=()):
         for trigger in inputs:
             trigger.change(preview_fn, inputs=inputs, outputs=[preview], show_progress="hidden")
     return controls, preview
+
+
+def infotext_fields(controls) -> list:
+    """(control, reader) pairs for the WebUI's paste: each reader returns the recorded value or None."""
+    return [(c, (lambda d, key=p.key: paste_value(d, key))) for c, p in zip(controls, PARAMS)]
+
+
+def preview_html(values, layout, width=512, height=512) -> str:
+    """The preview under the controls for the accordion's current values (in table order)."""
+    try:
+        settings = from_args(values)
+    except ValueError as e:
+        return f"<p>{e}</p>"
+    rows = preview(settings, layout, int(width), int(height))
+    state = "" if settings["enabled"] else " (when enabled)"
+    return as_html(rows, f"{layout.name}, {int(width)}x{int(height)} px, at peak time{state}")

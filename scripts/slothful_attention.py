@@ -1,7 +1,8 @@
 """Slothful Attention / Near-sighted Tile / Near-sighted Attention: the WebUI's AlwaysOn script.
 
-Thin on purpose: the UI comes from the parameter table (lib_slothful/ui.py) and everything else
-from lib_slothful/hosts/webui.py, which the tests exercise without a WebUI.
+Thin on purpose: the UI comes from the parameter table (lib_slothful/ui.py), the generation's
+life from lib_slothful/controller.py with the host adapter chosen by lib_slothful/hosts, and the
+X/Y/Z axes from lib_slothful/xyz.py; the tests exercise all of them without a WebUI.
 """
 import gradio as gr
 
@@ -10,15 +11,18 @@ from modules.ui_components import InputAccordion  # A1111 1.7+, Forge, reForge
 
 # The WebUI puts this extension's folder on sys.path while its scripts load; everything the script
 # needs is imported here, so nothing is added to sys.path for the rest of the session.
-from lib_slothful.hosts import webui as host
-from lib_slothful.ui import build_ui
+from lib_slothful import xyz
+from lib_slothful.controller import TITLE, Controller
+from lib_slothful.hosts import host_for
+from lib_slothful.hosts.common import layout_of, unet_of_model
+from lib_slothful.ui import build_ui, infotext_fields, preview_html
 
 
 def _disabled():
     return bool(getattr(shared.cmd_opts, "disable_slothful_attention", False))
 
 
-CONTROLLER = host.Controller(opts=lambda: shared.opts, current_unet=lambda: host.unet_of_model(shared.sd_model))
+CONTROLLER = Controller(host_for, current_unet=lambda: unet_of_model(shared.sd_model))
 _SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
 
 
@@ -26,7 +30,7 @@ class SlothfulAttentionScript(scripts.Script):
     sorting_priority = 15  # Forge: place among the built-in accordions
 
     def title(self):
-        return host.TITLE
+        return TITLE
 
     def show(self, is_img2img):
         return False if _disabled() else scripts.AlwaysVisible
@@ -38,10 +42,10 @@ class SlothfulAttentionScript(scripts.Script):
 
         def preview(*values):
             n = len(values) - len(size)
-            return host.preview_html(values[:n], host.layout_of(shared.sd_model), *values[n:])
+            return preview_html(values[:n], layout_of(shared.sd_model), *values[n:])
 
         controls, _ = build_ui(gr, InputAccordion, self.elem_id, preview_fn=preview, size_inputs=size)
-        self.infotext_fields = host.infotext_fields(controls)
+        self.infotext_fields = infotext_fields(controls)
         return controls
 
     def process(self, p, *args):
@@ -53,6 +57,9 @@ class SlothfulAttentionScript(scripts.Script):
 
     def process_before_every_sampling(self, p, *args, **kwargs):
         CONTROLLER.before_sampling(p)
+
+    def postprocess_batch(self, p, *args, **kwargs):
+        CONTROLLER.postprocess_batch(p)  # before the batch's infotexts are made
 
     def postprocess(self, p, processed, *args):
         CONTROLLER.postprocess(p)
@@ -69,7 +76,7 @@ def _add_xyz_axes():
         return
     for data in scripts.scripts_data:
         if data.script_class.__module__ in ("xyz_grid.py", "scripts.xyz_grid"):
-            host.add_axes(data.module)
+            xyz.add_axes(data.module)
 
 
 script_callbacks.on_after_component(_remember_size)

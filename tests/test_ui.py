@@ -2,11 +2,10 @@
 table's defaults, ranges and choices; method-dependent visibility; the preview."""
 import gradio as gr
 
-from lib_slothful.hosts import webui
 from lib_slothful.infotext import KEY, format_settings
 from lib_slothful.params import PARAMS
 from lib_slothful.preview import SD1
-from lib_slothful.ui import build_ui, visible_sections
+from lib_slothful.ui import build_ui, infotext_fields, preview_html, visible_sections
 
 
 class InputAccordion(gr.Checkbox):
@@ -70,17 +69,17 @@ def test_controls_that_do_not_apply_are_hidden():
 
 def test_preview_follows_the_controls():
     values = [c.value for c in build()[0]]
-    html = webui.preview_html(values, SD1, 1024, 768)
+    html = preview_html(values, SD1, 1024, 768)
     assert "self-attention FLOPs kept" in html and "128&times;96" in html
     values[[p.key for p in PARAMS].index("method")] = "Near-sighted Attention"
-    assert html != webui.preview_html(values, SD1, 1024, 768)
+    assert html != preview_html(values, SD1, 1024, 768)
     values[[p.key for p in PARAMS].index("in_slothful")] = 99.0
-    assert "in_slothful" in webui.preview_html(values, SD1, 1024, 768)  # a clear message, no exception
+    assert "in_slothful" in preview_html(values, SD1, 1024, 768)  # a clear message, no exception
 
 
 def test_infotext_fields_paste_each_control():
     controls, _ = build()
-    fields = webui.infotext_fields(controls)
+    fields = infotext_fields(controls)
     assert [c for c, _ in fields] == controls
     params = {"Steps": "20", KEY: format_settings({"enabled": True, "method": "nearsighted_tile", "tile_size": 48})}
     pasted = {p.key: read(params) for (_, read), p in zip(fields, PARAMS)}

@@ -1,6 +1,6 @@
-"""The WebUI script's logic (lib_slothful/hosts/webui.py) on a real ldm UNet, with stand-in `p`
-objects: install per pass, removal after success, failure and interruption, bad API arguments,
-X/Y/Z axes without leaks between cells, Hypertile, the refiner swap, and the Forge adapter."""
+"""The generation's life (lib_slothful/controller.py) with the host adapters on a real ldm UNet and
+stand-in `p` objects: install per pass, removal after success, failure and interruption, bad API
+arguments, X/Y/Z axes without leaks between cells, Hypertile, the refiner swap, the Forge adapter."""
 import copy
 from types import SimpleNamespace
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from benchmarks.unets import SD15_TINY, SDXL_TINY, build_unet, call_unet, unet_inputs
-from comfy_driver import comfy_style
-from lib_slothful.hosts import a1111, webui
+from lib_slothful import xyz
+from lib_slothful.controller import XYZ_ATTR, Controller, SettingsError
+from lib_slothful.hosts import a1111, host_for
 from lib_slothful.infotext import KEY
 from lib_slothful.params import PARAMS, to_args, validate
 
@@ -36,6 +37,10 @@ def hook_count(module):
     return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in module.modules())
 
 
+def new_controller(**kw):
+    return Controller(host_for, **kw)
+
+
 def make_p(unet, hr=False):
     return SimpleNamespace(sd_model=SimpleNamespace(model=SimpleNamespace(diffusion_model=unet)),
                            extra_generation_params={}, is_hr_pass=hr)
@@ -47,7 +52,7 @@ def args(**settings):
 
 def sampling(unet, settings=NSA, controller=None):
     """A controller after `process` and the first pass's `before_sampling`, with its `p`."""
-    c = controller or webui.Controller()
+    c = controller or new_controller()
     p = make_p(unet)
     c.process(p, args(**settings))
     c.before_sampling(p)
@@ -55,15 +60,16 @@ def sampling(unet, settings=NSA, controller=None):
 
 
 def test_generation_installs_then_removes(unet, inputs, base):
-    c = webui.Controller()
+    c = new_controller()
     p = make_p(unet)
     c.process(p, args(**NSA))
-    assert p.extra_generation_params[KEY].startswith("method=nearsighted_attention")
     c.before_sampling(p)
     c.before_sampling(p)  # a second batch: hooks are replaced, not stacked
     assert hook_count(unet) == 1 + 3 * 16
     out = call_unet(unet, *inputs)
     assert out.shape == base.shape and torch.isfinite(out).all() and not torch.equal(out, base)
+    c.postprocess_batch(p)  # the batch changed layers: its images carry the entry
+    assert p.extra_generation_params[KEY].startswith("method=nearsighted_attention")
     c.postprocess(p)
     assert hook_count(unet) == 0 and a1111.HANDLES == []
     assert torch.equal(call_unet(unet, *inputs), base)
@@ -90,12 +96,12 @@ def test_interrupted_generation(unet, inputs, base):
 
 
 def test_bad_api_argument_fails_the_request_with_422(unet, inputs, base):
-    c = webui.Controller()
+    c = new_controller()
     p = make_p(unet)
     c.process(p, [{"in_slothful": 80}])
     assert KEY not in p.extra_generation_params
     c.before_sampling(p)
-    with pytest.raises(webui.SettingsError) as e:
+    with pytest.raises(SettingsError) as e:
         call_unet(unet, *inputs)
     assert e.value.status_code == 422 and "in_slothful" in e.value.detail and "0 to 50" in e.value.detail
     assert hook_count(unet) == 0  # the failing hook removed everything before raising
@@ -106,7 +112,7 @@ def test_bad_api_argument_fails_the_request_with_422(unet, inputs, base):
 
 
 def test_passes_are_chosen(unet, inputs):
-    c = webui.Controller()
+    c = new_controller()
     first, hires_unet = make_p(unet), build_unet(SD15_TINY, seed=3)
     c.process(first, args(**NSA, first_pass=False))
     c.before_sampling(first)
@@ -121,7 +127,7 @@ def test_passes_are_chosen(unet, inputs):
 def test_refiner_swap_moves_the_hooks(unet, inputs):
     refiner = build_unet(SD15_TINY, seed=5)
     current = [unet]
-    c, p = sampling(unet, controller=webui.Controller(current_unet=lambda: current[0]))
+    c, p = sampling(unet, controller=new_controller(current_unet=lambda: current[0]))
     current[0] = refiner  # the WebUI swapped models mid-sampling
     c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond=torch.zeros(1, 77, 8), text_uncond=torch.zeros(1, 77, 8)))
     assert hook_count(refiner) > 0 and hook_count(unet) == 0
@@ -130,10 +136,8 @@ def test_refiner_swap_moves_the_hooks(unet, inputs):
     assert hook_count(refiner) == 0
 
 
-def test_hypertile_and_unsupported_models_are_left_alone(unet, capsys):
-    sampling(unet, controller=webui.Controller(opts=lambda: SimpleNamespace(hypertile_enable_unet=True)))
-    assert hook_count(unet) == 0 and "Hypertile" in capsys.readouterr().out
-    c = webui.Controller()
+def test_unsupported_models_are_left_alone(unet, capsys):
+    c = new_controller()
     not_a_unet = torch.nn.Linear(4, 4)
     p = make_p(not_a_unet)
     c.process(p, args(**NSA))
@@ -149,7 +153,7 @@ def test_hooks_that_never_fire_are_reported(unet, capsys):
 
 
 def test_progress_and_cond_rows_from_the_denoiser():
-    c = webui.Controller()
+    c = new_controller()
     for step, total, steps, want in ((0, 20, 20, 0.0), (19, 20, 20, 1.0), (7, 40, 20, 3 / 19), (38, 40, 20, 1.0)):
         c.on_cfg_denoiser(SimpleNamespace(denoiser=SimpleNamespace(step=step, total_steps=total, steps=steps),
                                           text_cond=torch.zeros(2, 77, 8), text_uncond=torch.zeros(2, 77, 8)))
@@ -157,7 +161,7 @@ def test_progress_and_cond_rows_from_the_denoiser():
     assert c.chunks(4) == [0, 1] and c.chunks(2) == [0]  # batch_cond_uncond off: one kind per call
     c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond={"crossattn": torch.zeros(3, 77, 8)},
                                       text_uncond=torch.zeros(2, 77, 8)))
-    assert c.chunks(5) == [0]  # AND-prompts: rows do not split into equal chunks
+    assert c.chunks(5) is None  # AND-prompts: cond and uncond rows cannot be told apart
 
 
 class FakeAxisOption:
@@ -167,7 +171,7 @@ class FakeAxisOption:
 
 def test_xyz_axes_cover_every_parameter_without_leaks(unet):
     xyz = SimpleNamespace(AxisOption=FakeAxisOption, axis_options=[])
-    assert webui.add_axes(xyz) == len(PARAMS) and webui.add_axes(xyz) == 0
+    assert xyz.add_axes(xyz) == len(PARAMS) and xyz.add_axes(xyz) == 0
     opts = {o.label: o for o in xyz.axis_options}
     assert opts["[Slothful] Method"].choices() == ["Slothful", "Near-sighted Tile", "Near-sighted Attention"]
     assert opts["[Slothful] Enabled"].choices() == ["True", "False"] and opts["[Slothful] In slothful"].type is float
@@ -175,7 +179,7 @@ def test_xyz_axes_cover_every_parameter_without_leaks(unet):
         opts["[Slothful] In slothful"].confirm(None, [4.0, 51.0])
     opts["[Slothful] Tile size"].confirm(None, [16, 96])
 
-    c = webui.Controller()
+    c = new_controller()
     p = make_p(unet)
     ui_args = args(enabled=False)  # the accordion is off: the axis turns it on
     infotexts = []
@@ -188,56 +192,39 @@ def test_xyz_axes_cover_every_parameter_without_leaks(unet):
         infotexts.append(pc.extra_generation_params[KEY])
         c.postprocess(pc)
     assert infotexts == ["method=nearsighted_tile in_slothful=8.0", "method=slothful in_slothful=12.5"]
-    assert not hasattr(p, webui.XYZ_ATTR)
+    assert not hasattr(p, XYZ_ATTR)
     c.process(copy.copy(p), ui_args)  # a cell without the axes: off, and no entry left behind
     assert KEY not in p.extra_generation_params
 
 
-class FakePatcher:
-    """Forge's UnetPatcher surface: clone(), set_model_attn1_patch, set_model_attn1_output_patch."""
-
-    def __init__(self, unet, patches=()):
-        self.model = SimpleNamespace(diffusion_model=unet, predictor=SimpleNamespace(
-            timestep=lambda sigma: torch.round(sigma * 100.0)))  # any sigma -> timestep map
-        self.patches = list(patches)
-
-    def clone(self):
-        return FakePatcher(self.model.diffusion_model, self.patches)
-
-    def set_model_attn1_patch(self, f):
-        self.patches.append(("attn1_patch", f))
-
-    def set_model_attn1_output_patch(self, f):
-        self.patches.append(("attn1_output_patch", f))
-
-
 @pytest.mark.parametrize("shape", [SD15_TINY, SDXL_TINY], ids=lambda s: s.name)
 def test_forge_adapter_matches_the_a1111_hooks(shape):
+    """The same settings through the A1111 hooks and through Forge's patch protocol (the stand-in in
+    tests/forge_standin.py) give the same UNet output, bit for bit."""
+    import forge_standin as fs
+
     unet = build_unet(shape)
-    x, ts, ctx, y = unet_inputs(unet, 2, 40, 56, t=400.0)
-    from benchmarks.unets import call_unet as run
-    c = webui.Controller()
+    x, _, ctx, y = unet_inputs(unet, 2, 40, 56)
+    ts, sigma = torch.full((2,), 400.0), torch.full((2,), 4.0)  # sigma 4 -> timestep 400 in the stand-in
+    c = new_controller()
     p = make_p(unet)
     c.process(p, args(**NSA))
     c.before_sampling(p)
-    via_hooks = run(unet, x, ts, ctx, y)
+    via_hooks = call_unet(unet, x, ts, ctx, y)
     c.postprocess(p)
 
-    original = FakePatcher(unet)
+    original = fs.Patcher(unet)
     fp = SimpleNamespace(sd_model=SimpleNamespace(forge_objects=SimpleNamespace(unet=original)),
                          extra_generation_params={}, is_hr_pass=False)
     c.process(fp, args(**NSA))
     c.before_sampling(fp)
     patched = fp.sd_model.forge_objects.unet
-    assert patched is not original and original.patches == []  # a clone, as Forge's idiom wants
-    patch = dict(patched.patches)["attn1_patch"]
-    out_patch = dict(patched.patches)["attn1_output_patch"]
-    sigmas = torch.full((2,), 4.0)  # -> timestep 400 through the fake predictor
-    per_call = lambda x_, t_: {"original_shape": list(x_.shape), "sigmas": sigmas, "cond_or_uncond": [1, 0]}
-    with comfy_style(unet, patch, out_patch, per_call):
-        via_forge = run(unet, x, ts, ctx, y)
+    assert patched is not original and original.model_options == {"transformer_options": {}}  # a clone
+    extra = {} if y is None else {"y": y}
+    with fs.sampling(patched) as run:
+        via_forge = run(x, sigma, [ctx] * unet.shape.depth, **extra)
     c.postprocess(fp)
-    assert torch.equal(via_forge, via_hooks)
+    assert torch.equal(via_forge, via_hooks) and hook_count(unet) == 0
 
 
 def test_layout_read_off_real_unets_matches_the_presets():

@@ -9,12 +9,22 @@ time it applies a cross-attention optimization, so class patches get lost.  Modu
 - a hook after `attn1` un-tiles its output.
 SDPA, xformers, sub-quadratic, Doggettx, split attention and LoRA (which patches nn.Linear) keep
 working because the attention code itself is untouched.  Pure torch: no WebUI import here.
+
+Neighbour policy, per attn1 module when a pass is installed: one that another tool has replaced
+(no `to_v`), whose `forward` another tool has swapped on the instance, or that already carries
+someone else's hooks is not hooked at all.  Hypertile swaps `forward` on the attn1 instances it
+tiles and keeps the wrapper (as a pass-through) when it is off, so its own `enabled` flag decides:
+its wrapper would tile our Q but pass our shorter K/V context on unchanged.  An attn1 called with a
+`context` (a cross-attending attn1, or a neighbour feeding it) runs untouched.  ToMe merges the
+hidden states before attn1; the engine finds no level for that token count and leaves the layer.
 """
 from __future__ import annotations
 
 import torch
 
-from .common import attn1_modules
+from lib_slothful import build_patches
+
+from .common import attention_levels, attn1_layers, model_channels
 
 # Every handle this extension holds, across models: removal never depends on finding the model again
 # (a generation that raises skips the WebUI's postprocess; the next one removes them first).
@@ -28,24 +38,46 @@ def remove_all() -> int:
     return n
 
 
+def foreign(attn: torch.nn.Module) -> str | None:
+    """Who else acts on this attn1 module, or None.  Call after `remove_all()`: any hook left is
+    someone else's."""
+    if not hasattr(attn, "to_v"):
+        return f"{type(attn).__name__} (another extension replaced this attn1)"
+    if "forward" in vars(attn):
+        hypertile = getattr(attn, "__webui_hypertile_params", None)
+        if hypertile is None:
+            return f"a replaced attn1 forward ({getattr(attn.forward, '__module__', None) or 'another extension'})"
+        if getattr(hypertile, "enabled", True):
+            return "Hypertile (it tiles these layers)"
+    if attn._forward_pre_hooks or attn._forward_hooks or attn.to_v._forward_pre_hooks:
+        return "another extension's hooks on attn1"
+    return None
+
+
 class UnetHooks:
-    """Counters: `unet_calls`, `attn_calls` (attn1 calls that reached the patch), `layers`."""
+    """Counters: `unet_calls`, `attn_calls` (attn1 calls that reached the patch), `layers` (attn1
+    modules hooked), `skipped` ((name, owner) of the attn1 modules left to a neighbour)."""
 
     def __init__(self, unet: torch.nn.Module, patches, chunks=None, progress=None):
         self.unet = unet
         self.patch, self.out_patch = patches
-        self.chunks = chunks or (lambda batch: [0])  # batch -> cond_or_uncond labels
+        self.chunks = chunks or (lambda batch: [0])  # batch -> cond_or_uncond labels, None = unknown
         self.progress = progress or (lambda: None)  # () -> sampling progress 0..1
         self.ctx = None
         self.unet_calls = self.attn_calls = 0
         self.layers = 0
+        self.skipped: list = []
         self._stash: dict = {}
 
     def install(self) -> "UnetHooks":
-        HANDLES.append(self.unet.register_forward_pre_hook(self._unet_pre, with_kwargs=True))
-        for _, attn, block in attn1_modules(self.unet):
+        for name, attn, block in attn1_layers(self.unet):
+            owner = foreign(attn)
+            if owner:
+                self.skipped.append((name, owner))
+                continue
             self._hook_attn(attn, block)
             self.layers += 1
+        HANDLES.append(self.unet.register_forward_pre_hook(self._unet_pre, with_kwargs=True))
         return self
 
     def _unet_pre(self, module, args, kwargs):
@@ -61,12 +93,14 @@ class UnetHooks:
         to_v, heads = attn.to_v, int(getattr(attn, "heads", 8))
 
         def pre(module, args, kwargs):
-            if self.ctx is None or kwargs.get("context") is not None:
-                return None  # not called from a hooked UNet pass, or a cross-attending attn1
+            if self.ctx is None:
+                return None  # not called from a hooked UNet pass
             x = args[0] if args else kwargs["x"]
+            context = kwargs.get("context")
+            context = x if context is None else context  # a context given: the engine leaves the call alone
             self.attn_calls += 1
-            q, k, v = self.patch(x, x, x, dict(self.ctx, block=block, n_heads=heads))
-            if q is x and k is x and v is x:
+            q, k, v = self.patch(x, context, context, dict(self.ctx, block=block, n_heads=heads))
+            if q is x and k is context and v is context:
                 return None
             if v is not k:
                 self._stash[to_v] = v
@@ -97,3 +131,78 @@ def fail_on_next_call(unet: torch.nn.Module, exc: Exception):
         raise exc
 
     HANDLES.append(unet.register_forward_pre_hook(hook))
+
+
+class A1111Host:
+    """The Host for AUTOMATIC1111 (1.7+): hooks on `p.sd_model`'s ldm / sgm UNet, one patch pair
+    per UNet and generation (so notes are given once and the ComfyUI Tile RNG runs on)."""
+    name = "AUTOMATIC1111"
+
+    def __init__(self, run, progress=lambda: None, chunks=None):
+        self.run, self.progress, self.chunks = run, progress, chunks
+        self.hooks: list[UnetHooks] = []
+        self.patch_sets: dict = {}  # id(unet) -> patch pair
+        self.hooked_unet = None
+
+    @staticmethod
+    def unet_of(p):
+        try:
+            return p.sd_model.model.diffusion_model
+        except AttributeError:
+            return None
+
+    def install(self, p, hires: bool) -> bool:
+        remove_all()
+        self.hooked_unet = None
+        unet = self.unet_of(p)
+        if unet is None or not attn1_layers(unet):
+            self.run.note("this model has no UNet self-attention (attn1) layers (SD3, Flux, ...): "
+                          "generating without Slothful Attention")
+            return False
+        self._hook(unet)
+        return self.hooks[-1].layers > 0
+
+    def follow(self, unet):
+        """The sampler is about to call `unet` (a refiner swap): move the hooks there."""
+        if self.hooked_unet is not None and unet is not None and unet is not self.hooked_unet \
+                and attn1_layers(unet):
+            remove_all()
+            self._hook(unet)
+
+    def fail(self, p, error):
+        unet = self.unet_of(p)
+        if unet is not None:
+            fail_on_next_call(unet, error)
+
+    def remove(self):
+        remove_all()
+        self.hooked_unet = None
+
+    def states(self) -> list:
+        return [patch.state for patch, _ in self.patch_sets.values()]
+
+    def report(self):
+        """After the generation: say what bypassed the hooks."""
+        if not self.hooks:
+            return
+        if sum(h.unet_calls for h in self.hooks) == 0:
+            self.run.note("the UNet hooks never fired: something replaced the UNet (a TensorRT UNet?); "
+                          "the images were generated without Slothful Attention")
+            return
+        expected = sum(h.unet_calls * h.layers for h in self.hooks)
+        seen = sum(h.attn_calls for h in self.hooks)
+        if seen < expected:
+            self.run.note(f"{expected - seen} of {expected} self-attention calls bypassed the hooks "
+                          "(another extension replaced attn1?)")
+
+    def _hook(self, unet):
+        key = id(unet)
+        if key not in self.patch_sets:
+            self.patch_sets[key] = build_patches(self.run.settings, model_channels(unet),
+                                                 attention_levels(unet), on_note=self.run.note)
+        hooks = UnetHooks(unet, self.patch_sets[key], chunks=self.chunks, progress=self.progress).install()
+        for owner in dict.fromkeys(owner for _, owner in hooks.skipped):
+            names = [name for name, o in hooks.skipped if o == owner]
+            self.run.note(f"{len(names)} attn1 layer(s) belong to {owner} (first: {names[0]}): left untouched")
+        self.hooks.append(hooks)
+        self.hooked_unet = unet

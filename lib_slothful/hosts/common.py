@@ -20,8 +20,24 @@ def model_channels(unet: torch.nn.Module) -> int:
     return int(mc)
 
 
+def _is_attn1(name: str) -> bool:
+    return name == "attn1" or name.endswith(".attn1")
+
+
 def _attn1s(block: torch.nn.Module):
-    return [m for name, m in block.named_modules() if name.endswith("attn1") and hasattr(m, "to_q")]
+    """The self-attention modules of a block by name, whatever their class: a neighbour may have
+    replaced them (LayerDiffuse's attention-sharing units have no `to_q`)."""
+    return [m for name, m in block.named_modules() if _is_attn1(name)]
+
+
+def _channels(block: torch.nn.Module, attn: torch.nn.Module) -> int:
+    to_q = getattr(attn, "to_q", None)
+    if to_q is not None:
+        return int(to_q.in_features)
+    for name, m in block.named_modules():  # a replaced attn1: the transformer block's first norm
+        if name.endswith("norm1") and hasattr(m, "normalized_shape"):
+            return int(m.normalized_shape[0])
+    return 0
 
 
 def _has(block: torch.nn.Module, cls_name: str) -> bool:
@@ -57,12 +73,12 @@ def attention_levels(unet: torch.nn.Module) -> tuple[int, ...]:
     return _levels((group, level) for group, level, block in blocks_by_level(unet) if _attn1s(block))
 
 
-def attn1_modules(unet: torch.nn.Module):
-    """(name, module, block) for every self-attention module; block is ("input", 4), ("middle", 0)
-    or ("output", 3), as ComfyUI's extra_options["block"]."""
+def attn1_layers(unet: torch.nn.Module):
+    """(name, module, block) for every self-attention module, also one a neighbour replaced; block
+    is ("input", 4), ("middle", 0) or ("output", 3), as ComfyUI's extra_options["block"]."""
     found = []
     for name, module in unet.named_modules():
-        if not name.endswith("attn1") or not hasattr(module, "to_v"):
+        if not _is_attn1(name):
             continue
         m = _BLOCK.search(name + ".")
         if m is None:
@@ -80,7 +96,7 @@ def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayo
         mods = _attn1s(block)
         if not mods:
             return
-        c, heads = mods[0].to_q.in_features, int(getattr(mods[0], "heads", 8))
+        c, heads = _channels(block, mods[0]), int(getattr(mods[0], "heads", 8))
         last = groups[-1] if groups else None
         if last and (last.block, last.level) == (block_name, level):
             groups[-1] = LayerGroup(block_name, level, c, heads, last.count + len(mods))
@@ -91,3 +107,29 @@ def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayo
         add(group, level, block)
     levels = _levels((g.block, g.level) for g in groups)
     return ModelLayout(name, model_channels(unet), levels, tuple(groups))
+
+
+def unet_of_model(sd_model):
+    """The torch UNet module that will run (A1111: ldm / sgm; Forge, reForge: the patcher's model)."""
+    try:
+        if hasattr(sd_model, "forge_objects"):
+            return sd_model.forge_objects.unet.model.diffusion_model
+        return sd_model.model.diffusion_model
+    except AttributeError:
+        return None
+
+
+def layout_of(sd_model):
+    """The preview layout of the loaded model, read off its UNet; a preset if it cannot be read."""
+    from lib_slothful.preview import SD1, SD2, SDXL
+
+    try:
+        unet = unet_of_model(sd_model)
+        if unet is not None and attn1_layers(unet):
+            info = getattr(sd_model, "sd_checkpoint_info", None)
+            return model_layout(unet, name=getattr(info, "name_for_extra", None) or "loaded model")
+    except Exception:  # a model mid-load or of an unknown kind: the preview falls back to a preset
+        pass
+    if getattr(sd_model, "is_sdxl", False):
+        return SDXL
+    return SD2 if getattr(sd_model, "is_sd2", False) else SD1
