@@ -23,6 +23,7 @@ def _disabled():
 
 
 CONTROLLER = Controller(host_for, current_unet=lambda: unet_of_model(shared.sd_model))
+_EVERY_SAMPLING = hasattr(scripts.Script, "process_before_every_sampling")  # A1111 1.10+, Forge, reForge
 _SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
 
 
@@ -52,8 +53,11 @@ class SlothfulAttentionScript(scripts.Script):
         CONTROLLER.process(p, args)
 
     def process_batch(self, p, *args, **kwargs):
-        # WebUIs before A1111 1.10 have no process_before_every_sampling: install here too (idempotent).
-        CONTROLLER.before_sampling(p)
+        # WebUIs before A1111 1.10 have no process_before_every_sampling: install here instead.  Where
+        # it exists, installing here too would be wasted (Forge resets its patcher after this hook)
+        # and would run before extensions that patch in process_before_every_sampling (LayerDiffuse).
+        if not _EVERY_SAMPLING:
+            CONTROLLER.before_sampling(p)
 
     def process_before_every_sampling(self, p, *args, **kwargs):
         CONTROLLER.before_sampling(p)
