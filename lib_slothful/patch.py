@@ -17,7 +17,7 @@ import random
 
 import torch
 
-from . import schedule as S
+from .arith import clip, time_from_timestep
 from .params import validate
 from .plan import LayerPlan, plan_layer
 from .reduce import reduce_tokens
@@ -135,9 +135,9 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                     state.rng.seed(int(timestep))
                 state.last_block = block
             if s["schedule"] == "progress":
-                time = S.clip(float(extra_options["progress"]), 0.0, 1.0)
+                time = clip(float(extra_options["progress"]), 0.0, 1.0)
             else:
-                time = S.time_from_timestep(timestep)
+                time = time_from_timestep(timestep)
             _, _, H, W = extra_options["original_shape"]
             B, N, C = n.shape
             key = (block, N, C, extra_options.get("n_heads", 8), H, W, time)

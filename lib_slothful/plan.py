@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import schedule as S
+from .arith import cell_1d, cell_2d, find_level, lerp, round_half_even, round_half_up, tile_counts, time_ratio
 from .params import NSA, SLOTHFUL, TILE
 
 
@@ -85,11 +85,11 @@ def _reduce(size: float, stride: float, mode: str, k_blend: float, v_blend: floa
     if dims == "1D":  # raster order: a (1, N) grid
         n = h * w
         h, w = 1, n
-        cell = (1, S.cell_1d(stride, n))
-        window = (1, S.cell_1d(size, n))
+        cell = (1, cell_1d(stride, n))
+        window = (1, cell_1d(size, n))
     else:
-        cell = S.cell_2d(stride, h, w)
-        window = S.cell_2d(size, h, w)
+        cell = cell_2d(stride, h, w)
+        window = cell_2d(size, h, w)
     if comfy:
         # The nodes crop to the windows that fit (floor), and their fast path at blend 1/1 returns
         # the picked tokens on the ceil grid.
@@ -111,7 +111,7 @@ def _pick(gs: float, h: int, w: int, swapped: bool) -> ReducePlan:
         a = math.ceil(math.sqrt(gs))
         cell = (math.ceil(gs / a), a)
     else:
-        cell = S.cell_2d(gs, h, w)
+        cell = cell_2d(gs, h, w)
     return ReducePlan(h, w, cell, (1, 1), -(-h // cell[0]), -(-w // cell[1]), "AVG", 0.0, 0.0, True)
 
 
@@ -125,7 +125,7 @@ def plan_layer(settings_items: tuple, block: str, n_tokens: int, channels: int, 
     plans are cached); `time` is 0 at the start of sampling and 1 at the end.  Returns None when
     the layer's token count matches no level of the latent: that layer is left untouched."""
     s = dict(settings_items)
-    found = S.find_level(n_tokens, H, W)
+    found = find_level(n_tokens, H, W)
     if found is None:
         return None
     level, h, w = found
@@ -149,7 +149,7 @@ def plan_layer(settings_items: tuple, block: str, n_tokens: int, channels: int, 
     mode, decay = s[f"{g}_mode"], s[f"{g}_depth_decay"]
     kb, vb = s[f"{g}_k_blend"], s[f"{g}_v_blend"]
     slothful = s[f"{slothful_key}_slothful"]
-    tr = S.time_ratio(s["peak_time"], s["time_decay"], time)
+    tr = time_ratio(s["peak_time"], s["time_decay"], time)
 
     if method == SLOTHFUL:
         if comfy and block == "middle":
@@ -160,7 +160,7 @@ def plan_layer(settings_items: tuple, block: str, n_tokens: int, channels: int, 
     if method == TILE:
         if not may_tile:
             return untouched
-        ty, tx, th, tw = S.tile_counts(h, w, s["tile_size"])
+        ty, tx, th, tw = tile_counts(h, w, s["tile_size"])
         if ty * tx <= 1:
             return untouched
         tiles = TilePlan(ty, tx, th, tw, "pad" if comfy else "clamp", random_pad=comfy)
@@ -175,11 +175,11 @@ def plan_layer(settings_items: tuple, block: str, n_tokens: int, channels: int, 
         return LayerPlan(h, w, level, None, tiles, glob, glob_all, s["concat_local"], s["concat_global"])
 
     assert method == NSA
-    rnd = S.round_half_even if comfy else S.round_half_up
-    tile_size = rnd(S.lerp(s["base_tile_size"], s["peak_tile_size"], tr))
-    stride = S.lerp(0, slothful, tr * rate ** decay)
-    gr = S.lerp(s["base_global_ratio"], s["peak_global_ratio"], tr)
-    ty, tx, th, tw = S.tile_counts(h, w, tile_size)
+    rnd = round_half_even if comfy else round_half_up
+    tile_size = rnd(lerp(s["base_tile_size"], s["peak_tile_size"], tr))
+    stride = lerp(0, slothful, tr * rate ** decay)
+    gr = lerp(s["base_global_ratio"], s["peak_global_ratio"], tr)
+    ty, tx, th, tw = tile_counts(h, w, tile_size)
     if not may_tile or ty * tx <= 1:
         return LayerPlan(h, w, level, _reduce(stride, stride, mode, kb, vb, h, w, comfy))
     tiles = TilePlan(ty, tx, th, tw, "pad" if comfy else "clamp")

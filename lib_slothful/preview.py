@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .params import validate
 from .plan import plan_layer
-from .schedule import level_grid
+from .arith import level_grid
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import torch
 
 from lib_slothful import build_patches, validate
 from lib_slothful.plan import plan_layer
-from lib_slothful.schedule import find_level
+from lib_slothful.arith import find_level
 
 SIDES = range(8, 257)
 
