@@ -51,10 +51,8 @@ def ours(name: str, settings: dict) -> Variant:
         a1111.UnetHooks(unet, patches, chunks=_chunks).install()
         return a1111.remove_all
 
-    items = tuple(s.items())
-
     def sa(block, n, c, heads, H, W, t, mc, first):
-        plan = plan_layer(items, block, n, c, heads, H, W, time_from_timestep(t), mc, first)
+        plan = plan_layer(s, block, n, c, heads, H, W, time_from_timestep(t), mc, first)
         return layer_macs(n, c, plan)[1]
 
     return Variant(name, s["method"], apply, sa)

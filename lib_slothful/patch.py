@@ -113,7 +113,6 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
     first of them.  Each function carries the shared `PatchState` as `.state`; `on_note(msg)` gets
     each distinct message once (default: a logging warning)."""
     s = validate(settings)
-    items = tuple(s.items())
     first_level = min(attention_levels) if attention_levels else 0
     comfy_tile = s["profile"] == "comfyui" and s["method"] == "nearsighted_tile"
     state = PatchState(on_note)
@@ -145,7 +144,7 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
             if p is plans:  # a small per-build cache: no hashing of the whole settings per call
                 if len(plans) > 512:
                     plans.clear()
-                p = plans[key] = plan_layer(items, block, N, C, int(key[3]), int(H), int(W), time,
+                p = plans[key] = plan_layer(s, block, N, C, int(key[3]), int(H), int(W), time,
                                             model_channels, first_level)
             if p is None:
                 state.note(f"a {block} layer with {N} tokens matches no level of the {H}x{W} latent "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .arith import cell_1d, cell_2d, find_level, lerp, round_half_even, round_half_up, tile_counts, time_ratio
-from .params import NSA, SLOTHFUL, TILE
+from .params import NSA, SLOTHFUL, TILE, Settings
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,11 @@ _GROUP_KEY = {"input": "in", "middle": "middle", "output": "out"}
 
 
 @lru_cache(maxsize=4096)
-def plan_layer(settings_items: tuple, block: str, n_tokens: int, channels: int, n_heads: int,
+def plan_layer(s: Settings, block: str, n_tokens: int, channels: int, n_heads: int,
                H: int, W: int, time: float, model_channels: int, first_level: int) -> LayerPlan | None:
-    """Plan one attn1 call.  `settings_items` is `tuple(validated_settings.items())` (hashable, so
-    plans are cached); `time` is 0 at the start of sampling and 1 at the end.  Returns None when
+    """Plan one attn1 call.  `s` comes from `validate` (hashable: plans are cached by it and the
+    layer's numbers); `time` is 0 at the start of sampling and 1 at the end.  Returns None when
     the layer's token count matches no level of the latent: that layer is left untouched."""
-    s = dict(settings_items)
     found = find_level(n_tokens, H, W)
     if found is None:
         return None
