@@ -18,8 +18,8 @@ import random
 import torch
 
 from .arith import clip, time_from_timestep
-from .params import validate
-from .plan import LayerPlan, plan_layer
+from .params import TILE, validate
+from .plan import PROFILES, SD1_HEADS, LayerPlan, plan_layer
 from .reduce import reduce_tokens
 from .tiling import layout, tile, untile
 
@@ -114,7 +114,7 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
     each distinct message once (default: a logging warning)."""
     s = validate(settings)
     first_level = min(attention_levels) if attention_levels else 0
-    comfy_tile = s["profile"] == "comfyui" and s["method"] == "nearsighted_tile"
+    tile_rng = s["method"] == TILE and PROFILES[s["profile"]].tile_rng  # the node's seeded RNG
     state = PatchState(on_note)
     plans: dict = {}
 
@@ -128,8 +128,8 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                 return n, context, value
             block = extra_options["block"][0]
             t = extra_options.get("timestep", 0)
-            timestep = _timestep(state, t) if (comfy_tile or s["schedule"] == "timestep") else 0.0
-            if comfy_tile:  # the node reseeds at every entry into the input blocks
+            timestep = _timestep(state, t) if (tile_rng or s["schedule"] == "timestep") else 0.0
+            if tile_rng:  # the node reseeds at every entry into the input blocks
                 if block != state.last_block and block == "input":
                     state.rng.seed(int(timestep))
                 state.last_block = block
@@ -139,7 +139,7 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                 time = time_from_timestep(timestep)
             _, _, H, W = extra_options["original_shape"]
             B, N, C = n.shape
-            key = (block, N, C, extra_options.get("n_heads", 8), H, W, time)
+            key = (block, N, C, extra_options.get("n_heads", SD1_HEADS), H, W, time)
             p = plans.get(key, plans)
             if p is plans:  # a small per-build cache: no hashing of the whole settings per call
                 if len(plans) > 512:
