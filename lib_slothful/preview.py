@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arith import level_grid
 from .params import validate
 from .plan import plan_layer
-from .arith import level_grid
 
 
 @dataclass(frozen=True)
