@@ -16,7 +16,7 @@ from lib_slothful.hosts import a1111
 from lib_slothful.hosts.common import attention_levels, model_channels
 from lib_slothful.plan import plan_layer
 from lib_slothful.preview import layer_macs
-from lib_slothful.schedule import find_level, time_from_timestep
+from lib_slothful.arith import find_level, time_from_timestep
 from lib_slothful.params import validate
 
 SPEED = {
@@ -51,10 +51,8 @@ def ours(name: str, settings: dict) -> Variant:
         a1111.UnetHooks(unet, patches, chunks=_chunks).install()
         return a1111.remove_all
 
-    items = tuple(s.items())
-
     def sa(block, n, c, heads, H, W, t, mc, first):
-        plan = plan_layer(items, block, n, c, heads, H, W, time_from_timestep(t), mc, first)
+        plan = plan_layer(s, block, n, c, heads, H, W, time_from_timestep(t), mc, first)
         return layer_macs(n, c, plan)[1]
 
     return Variant(name, s["method"], apply, sa)

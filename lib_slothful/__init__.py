@@ -3,7 +3,7 @@
 Host-independent engine (torch only): no WebUI import anywhere in this package except
 `lib_slothful.hosts.*`, which are only imported by the WebUI script.
 """
-from .params import DEFAULTS, PARAMS, Param, from_args, to_args, validate
+from .params import DEFAULTS, PARAMS, Param, Settings, from_args, to_args, validate
 from .patch import build_patches
 
-__all__ = ["PARAMS", "Param", "DEFAULTS", "validate", "from_args", "to_args", "build_patches"]
+__all__ = ["PARAMS", "Param", "DEFAULTS", "Settings", "validate", "from_args", "to_args", "build_patches"]

@@ -13,8 +13,9 @@ clamped (they may come from a later version with wider ranges).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-from .params import BY_KEY, PARAMS, Param, check_value, read_bool, validate
+from .params import BY_KEY, PARAMS, Param, Settings, check_value, read_bool, validate
 
 KEY = "Slothful Attention"
 
@@ -50,7 +51,7 @@ def _read(p: Param, text: str):
     return int(round(value)) if p.kind == "int" else value
 
 
-def parse_settings(value: str, notes: list | None = None) -> dict:
+def parse_settings(value: str, notes: list | None = None) -> Settings:
     """Settings from an infotext value (the key's presence means enabled)."""
     out = {"enabled": True}
     for token in str(value).split():
@@ -68,13 +69,19 @@ def parse_settings(value: str, notes: list | None = None) -> dict:
     return validate(out)
 
 
+@lru_cache(maxsize=16)
+def _pasted(value: str) -> Settings:
+    """One parse per distinct pasted entry: the WebUI asks once per control."""
+    return parse_settings(value)
+
+
 def paste_value(params: dict, key: str):
     """What one control takes from pasted infotext `params` (the WebUI's parsed dict): its value as
     recorded, its default when the image used the extension without changing it, or None (leave the
     control alone) when the image has no Slothful Attention entry."""
     if KEY not in params:
         return None
-    s = parse_settings(params[KEY])
+    s = _pasted(str(params[KEY]))
     p = BY_KEY[key]
     if p.kind == "choice":
         return dict(p.choices)[s[key]]  # dropdowns show labels

@@ -9,6 +9,7 @@ Keys keep the names of the original ComfyUI nodes (MitoshiroPJ's Slothful / Near
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 SLOTHFUL = "slothful"
@@ -17,7 +18,6 @@ NSA = "nearsighted_attention"
 METHODS = (SLOTHFUL, TILE, NSA)
 
 REDUCTION_MODES = ("2D_AVG", "2D_MAX", "1D_AVG", "1D_MAX")
-GROUPS = ("in", "middle", "out")  # block groups of the UNet: input, middle, output
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,6 @@ class Param:
     step: float | None = None
     choices: tuple = ()  # (value, label) pairs for kind == "choice"
     methods: tuple = METHODS  # the methods this parameter applies to (UI hides it for others)
-    infotext: str = ""  # key inside the infotext value; defaults to `key`
-
-    @property
-    def info_key(self) -> str:
-        return self.infotext or self.key
 
     def range_text(self) -> str:
         if self.kind == "choice":
@@ -196,17 +191,58 @@ def read_bool(p: Param, text: str) -> bool:
     return low == "true"
 
 
-def validate(settings: dict | None) -> dict:
-    """Complete and check a settings dict: unknown keys, wrong types, NaN/inf and out-of-range values
-    raise ValueError naming the key and its allowed range.  Missing keys take the table's defaults."""
+class Settings(Mapping):
+    """Validated settings: one canonical value per parameter, in table order.  A read-only mapping
+    (`s["key"]`, `dict(s)`, `{**s}`, equal to a dict of the same items) that is hashable, so plans
+    are cached by it.  Made by `validate` only."""
+
+    __slots__ = ("_values", "_hash")
+
+    def __init__(self, values: dict):
+        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_hash", hash(tuple(values.items())))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Settings are read-only; validate({**settings, ...}) makes new ones")
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other):
+        if isinstance(other, Settings):
+            return self._hash == other._hash and self._values == other._values
+        return Mapping.__eq__(self, other)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._values!r})"
+
+    def __reduce__(self):
+        return Settings, (dict(self._values),)
+
+
+def validate(settings: Mapping | None) -> Settings:
+    """Complete and check settings (a dict of some keys, or `Settings`, returned as they are):
+    unknown keys, wrong types, NaN/inf and out-of-range values raise ValueError naming the key and
+    its allowed range.  Missing keys take the table's defaults."""
+    if isinstance(settings, Settings):
+        return settings
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(BY_KEY))
     if unknown:
         raise ValueError(f"unknown setting {unknown[0]!r}; known settings: {', '.join(BY_KEY)}")
-    return {p.key: check_value(p, settings.get(p.key, p.default)) for p in PARAMS}
+    return Settings({p.key: check_value(p, settings.get(p.key, p.default)) for p in PARAMS})
 
 
-def from_args(args) -> dict:
+def from_args(args) -> Settings:
     """Settings from script arguments: positional in table order, or one dict of named keys.
     A dict means the extension is wanted, so it is enabled unless it says `"enabled": false`."""
     args = list(args)
@@ -220,7 +256,7 @@ def from_args(args) -> dict:
     return validate({p.key: v for p, v in zip(PARAMS, args)})
 
 
-def to_args(settings: dict) -> list:
+def to_args(settings: Mapping) -> list:
     """Positional arguments in table order (the inverse of `from_args`)."""
     s = validate(settings)
     return [s[p.key] for p in PARAMS]

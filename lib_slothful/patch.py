@@ -17,9 +17,9 @@ import random
 
 import torch
 
-from . import schedule as S
-from .params import validate
-from .plan import LayerPlan, plan_layer
+from .arith import clip, time_from_timestep
+from .params import TILE, validate
+from .plan import PROFILES, SD1_HEADS, LayerPlan, plan_layer
 from .reduce import reduce_tokens
 from .tiling import layout, tile, untile
 
@@ -27,15 +27,15 @@ log = logging.getLogger("slothful_attention")
 
 
 class PatchState:
-    """Per-build state: the pending un-tile, the timestep cache, the ComfyUI Tile RNG, counters and
-    the messages already given (each once per build; hosts build once per generation)."""
+    """Per-build state: the pending un-tile, the timestep cache, the ComfyUI Tile RNG, the count of
+    changed calls and the messages already given (each once per build; hosts build once per
+    generation)."""
 
     def __init__(self, on_note=None):
         self.on_note = on_note or (lambda msg: log.warning("[Slothful Attention] %s", msg))
         self.pending = None  # TileLayout of the attn1 call in flight
         self.t_obj, self.t_val = None, 0.0
         self.rng, self.last_block = random.Random(), None
-        self.calls = 0  # attn1_patch calls
         self.changed = 0  # calls that changed Q, K or V
         self.yielded = 0  # calls left untouched because a neighbour owns the layer
         self.notes: list[str] = []
@@ -119,14 +119,11 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
     neighbour policy: it names another tool that owns this attn1 call (a replace patch, another
     attn1 patch ...), and that call then runs untouched; None = ours to change."""
     s = validate(settings)
-    items = tuple(s.items())
     first_level = min(attention_levels) if attention_levels else 0
-    comfy_tile = s["profile"] == "comfyui" and s["method"] == "nearsighted_tile"
+    tile_rng = s["method"] == TILE and PROFILES[s["profile"]].tile_rng  # the node's seeded RNG
     state = PatchState(on_note)
-    plans: dict = {}
 
     def attn1_patch(n, context, value, extra_options):
-        state.calls += 1
         state.pending = None
         try:
             if (context is not None and context is not n) or (value is not None and value is not context):
@@ -140,24 +137,19 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                 state.note(f"{neighbour}: left untouched")
                 return n, context, value
             t = extra_options.get("timestep", 0)
-            timestep = _timestep(state, t) if (comfy_tile or s["schedule"] == "timestep") else 0.0
-            if comfy_tile:  # the node reseeds at every entry into the input blocks
+            timestep = _timestep(state, t) if (tile_rng or s["schedule"] == "timestep") else 0.0
+            if tile_rng:  # the node reseeds at every entry into the input blocks
                 if block != state.last_block and block == "input":
                     state.rng.seed(int(timestep))
                 state.last_block = block
             if s["schedule"] == "progress":
-                time = S.clip(float(extra_options["progress"]), 0.0, 1.0)
+                time = clip(float(extra_options["progress"]), 0.0, 1.0)
             else:
-                time = S.time_from_timestep(timestep)
+                time = time_from_timestep(timestep)
             _, _, H, W = extra_options["original_shape"]
             B, N, C = n.shape
-            key = (block, N, C, extra_options.get("n_heads", 8), H, W, time)
-            p = plans.get(key, plans)
-            if p is plans:  # a small per-build cache: no hashing of the whole settings per call
-                if len(plans) > 512:
-                    plans.clear()
-                p = plans[key] = plan_layer(items, block, N, C, int(key[3]), int(H), int(W), time,
-                                            model_channels, first_level)
+            heads = int(extra_options.get("n_heads", SD1_HEADS))
+            p = plan_layer(s, block, N, C, heads, int(H), int(W), time, model_channels, first_level)
             if p is None:
                 state.note(f"a {block} layer with {N} tokens matches no level of the {H}x{W} latent "
                            "(merged tokens or an unknown model); left untouched")

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arith import level_grid
 from .params import validate
 from .plan import plan_layer
-from .schedule import level_grid
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,6 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     `time` (0 = first step, 1 = last; default: the settings' peak time, where the effect is strongest).
     Shows what the settings do when enabled, whatever the `enabled` flag says."""
     s = validate(settings)
-    items = tuple(s.items())
     time = s["peak_time"] if time is None else time
     H, W = max(1, height // 8), max(1, width // 8)
     first = min(layout.attention_levels)
@@ -96,7 +95,7 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     for g in layout.groups:
         h, w = level_grid(H, W, g.level)
         n = h * w
-        plan = plan_layer(items, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
+        plan = plan_layer(s, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
         base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
         rows.append(Row(g.block, g.level, g.count, (w, h), nq, nkv, tiles, base * g.count, macs * g.count))
     return rows

@@ -22,12 +22,9 @@ def _blend(pick: torch.Tensor, pool: torch.Tensor, t: float) -> torch.Tensor:
 def pooled(g: torch.Tensor, rp: ReducePlan) -> torch.Tensor:
     """AVG or MAX of each window, (B, rows, cols, C).  A window past the grid edge pools only the
     tokens that exist (ceil mode with no padding divides by the number of real tokens)."""
-    sy, sx = rp.cell
-    zy, zx = rp.window
-    ceil = rp.rows > (rp.h - zy) // sy + 1 or rp.cols > (rp.w - zx) // sx + 1
     nchw = g.permute(0, 3, 1, 2)  # channels-last view, no copy
     pool = F.avg_pool2d if rp.mode == "AVG" else F.max_pool2d
-    out = pool(nchw, kernel_size=(zy, zx), stride=(sy, sx), ceil_mode=ceil)
+    out = pool(nchw, kernel_size=rp.window, stride=rp.cell, ceil_mode=rp.partial)
     return out.permute(0, 2, 3, 1)[:, : rp.rows, : rp.cols]
 
 

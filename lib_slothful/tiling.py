@@ -1,39 +1,41 @@
 """Near-sighted tiling: (B, N, C) tokens <-> (B * tiles, tile tokens, C), by one gather each way.
 
-A tile layout is two index vectors, built once per (grid, tiles, offsets, device) and cached:
-`gather` lists, tile after tile, the source token of every tile position, and `scatter` lists, for
-every image token, the one tile position that owns it.  Two layouts:
+A tile layout is two index vectors, built once per (grid, tiles, offsets, device) and kept in a
+bounded LRU cache, as the plans are: `gather` lists, tile after tile, the source token of every
+tile position, and `scatter` lists, for every image token, the one tile position that owns it.
+Two layouts:
 - "clamp" (fixed profile): the last tile row / column is moved back inside the image, so every tile
   is all real tokens; the few overlapping tokens are computed twice and kept once.
 - "pad" (ComfyUI profile): the nodes' zero padding; padded positions are zeroed after the gather.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
 from .plan import TilePlan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per cached layout
 class TileLayout:
     plan: TilePlan
     gather: torch.Tensor  # (tiles * tile_tokens,) source token of each tiled position
     scatter: torch.Tensor  # (N,) tiled position that owns each token
     pad: torch.Tensor | None  # tiled positions that are zero padding ("pad" layout only)
-    _flat: dict = field(default_factory=dict, compare=False)
 
     def flat(self, batch: int, which: str) -> torch.Tensor:
         """`gather` or `scatter` as indices into the batch-flattened (B * rows, C) source: a dim-0
         gather of whole rows is the fastest copy torch has for this (CPU and CUDA)."""
-        key = (batch, which)
-        idx = self._flat.get(key)
-        if idx is None:
-            base, other = (self.gather, self.scatter) if which == "gather" else (self.scatter, self.gather)
-            offsets = torch.arange(batch, device=base.device)[:, None] * other.numel()
-            idx = self._flat[key] = (base[None, :] + offsets).reshape(-1)
-        return idx
+        return _flat(self, batch, which)
+
+
+@lru_cache(maxsize=256)
+def _flat(lay: TileLayout, batch: int, which: str) -> torch.Tensor:
+    base, other = (lay.gather, lay.scatter) if which == "gather" else (lay.scatter, lay.gather)
+    offsets = torch.arange(batch, device=base.device)[:, None] * other.numel()
+    return (base[None, :] + offsets).reshape(-1)
 
 
 def _starts(n: int, tiles: int, size: int) -> torch.Tensor:
@@ -65,19 +67,10 @@ def _build(h: int, w: int, tp: TilePlan, py0: int, px0: int):
     return gather, scatter, pad
 
 
-_CACHE: dict = {}
-
-
+@lru_cache(maxsize=256)
 def layout(h: int, w: int, tp: TilePlan, device: torch.device, py0: int = 0, px0: int = 0) -> TileLayout:
-    key = (h, w, tp, py0, px0, device)
-    lay = _CACHE.get(key)
-    if lay is None:
-        if len(_CACHE) > 256:
-            _CACHE.clear()
-        gather, scatter, pad = _build(h, w, tp, py0, px0)
-        lay = _CACHE[key] = TileLayout(tp, gather.to(device), scatter.to(device),
-                                       None if pad is None else pad.to(device))
-    return lay
+    gather, scatter, pad = _build(h, w, tp, py0, px0)
+    return TileLayout(tp, gather.to(device), scatter.to(device), None if pad is None else pad.to(device))
 
 
 def tile(x: torch.Tensor, lay: TileLayout) -> torch.Tensor:

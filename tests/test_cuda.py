@@ -1,9 +1,11 @@
-"""On a CUDA device (skipped elsewhere): fp16 results close to the fp64 reference, tensors stay on
-the device, and no host synchronisation inside a patched layer once its plan and layout exist."""
+"""On a CUDA device (skipped elsewhere): fp16 results close to the loop reference (tests/reference.py,
+fp64 on the CPU), tensors stay on the device, and no host synchronisation inside a patched layer
+once its plan and layout exist."""
 import pytest
 import torch
 
-from lib_slothful import build_patches
+from lib_slothful import build_patches, validate
+from reference import ComfyRng, reference_attention, reference_groups
 from test_engine_reference import attention
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -19,14 +21,16 @@ CASES = [
 
 
 @pytest.mark.parametrize("settings", CASES, ids=lambda s: f"{s['method']}-{s.get('profile', 'fixed')}")
-def test_fp16_on_cuda_matches_fp64_on_cpu(settings):
+def test_fp16_on_cuda_matches_the_loop_reference(settings):
     H, W, B, C = 97, 61, 2, 64
     x = torch.randn(B, H * W, C, dtype=torch.float64)
     eo = {"block": ("input", 1), "original_shape": [B, 4, H, W], "n_heads": 8, "cond_or_uncond": [0, 1],
           "timestep": 500.0}
-    ref_patch, ref_out = build_patches(settings, C, (0, 1, 2))
-    want = ref_out(attention(*ref_patch(x, x, x, eo)), eo)
-    patch, out_patch = build_patches(settings, C, (0, 1, 2))
+    s = validate(settings)
+    groups = reference_groups(s, "input", x, H, W, eo["timestep"], eo["n_heads"], C, 0, cuc=2, rng=ComfyRng())
+    assert groups is not None  # every case changes the layer
+    want = reference_attention(x, groups)
+    patch, out_patch = build_patches(s, C, (0, 1, 2))
     xc = x.to("cuda", torch.float16)
     q, k, v = patch(xc, xc, xc, eo)
     assert all(t.device.type == "cuda" and t.dtype == torch.float16 for t in (q, k, v))

@@ -6,7 +6,7 @@ import torch
 
 from lib_slothful import build_patches, validate
 from lib_slothful.plan import plan_layer
-from lib_slothful.schedule import find_level
+from lib_slothful.arith import find_level
 
 SIDES = range(8, 257)
 
@@ -31,14 +31,14 @@ SETTINGS = [
 @pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: f"{s['method']}-{s['profile']}-{s['in_mode']}")
 def test_every_size_runs(settings):
     patch, out_patch = build_patches(settings, 4, (0, 1, 2))
-    items = tuple(validate(settings).items())
+    s = validate(settings)
     others = (8, 61, 64, 97, 256)
     for a in SIDES:
         for b in others:
             for H, W in ((a, b), (b, a)):
                 for level in range(4):
                     h, w = math.ceil(H / 2 ** level), math.ceil(W / 2 ** level)
-                    p = plan_layer(items, "input", h * w, 4 * 2 ** min(level, 2), 8, H, W, 0.5, 4, 0)
+                    p = plan_layer(s, "input", h * w, 4 * 2 ** min(level, 2), 8, H, W, 0.5, 4, 0)
                     assert (p.h, p.w, p.level) == (h, w, level)
                     if not p.changes_anything:
                         continue

@@ -53,7 +53,7 @@ def draw_samples(d, ox, oy, r0, c0, rp, color):
 
 def panel(title, settings):
     s = validate(dict(settings, peak_time=0.5))
-    plan = plan_layer(tuple(s.items()), "input", H * W, 320, 8, H, W, 0.5, 320, 0)
+    plan = plan_layer(s, "input", H * W, 320, 8, H, W, 0.5, 320, 0)
     img = Image.new("RGB", (W * CELL + 2 * PAD, H * CELL + 2 * PAD + TITLE), "white")
     d = ImageDraw.Draw(img)
     d.text((PAD, 8), title, fill="black")

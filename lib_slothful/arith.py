@@ -1,4 +1,4 @@
-"""Scalar arithmetic of the engine: time curve, token grid, depth, cell shapes, tile shapes.
+"""Scalar arithmetic of the engine: time curve, token grid and levels, cell and tile shapes, rounding.
 
 Everything here works on Python numbers only, so a layer's whole plan is decided without touching
 a tensor (and can be cached and shown in the UI preview).
