@@ -33,11 +33,10 @@ class PatchState:
 
     def __init__(self, on_note=None):
         self.on_note = on_note or (lambda msg: log.warning("[Slothful Attention] %s", msg))
-        self.pending = None  # TileLayout of the attn1 call in flight
+        self.pending = None  # (TileLayout, (rows, tokens) it tiled to) of the attn1 call in flight
         self.t_obj, self.t_val = None, 0.0
         self.rng, self.last_block = random.Random(), None
         self.changed = 0  # calls that changed Q, K or V
-        self.yielded = 0  # calls left untouched because a neighbour owns the layer
         self.notes: list[str] = []
 
     def note(self, msg: str):
@@ -133,7 +132,6 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
             block = extra_options["block"][0]
             neighbour = owner(extra_options) if owner is not None else None
             if neighbour:
-                state.yielded += 1
                 state.note(f"{neighbour}: left untouched")
                 return n, context, value
             t = extra_options.get("timestep", 0)
