@@ -86,6 +86,13 @@ def same(a: Result, b: Result) -> bool:
         x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a.images, b.images))
 
 
+def main_images(r: Result, n: int) -> Result:
+    """The first n images (the generated batch) as RGB: what stays comparable when a neighbour adds
+    images (ControlNet's detected map, LayerDiffuse's RGBA output and its visualisation)."""
+    return Result(r.status, r.body, r.seconds, images=[i[..., :3] if i.ndim == 3 else i for i in r.images[:n]],
+                  infotexts=r.infotexts[:n])
+
+
 def mean_diff(a: Result, b: Result):
     """Mean |difference| over all pixels (0..255), None when the images cannot be compared."""
     if len(a.images) != len(b.images) or not a.images or any(x.shape != y.shape for x, y in zip(a.images, b.images)):

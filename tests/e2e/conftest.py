@@ -39,6 +39,7 @@ def webui():
     from .client import WebUI
     w = WebUI(URL)
     print(f"\n[e2e] {URL}: {w.describe()}")
+    w.alive()  # warm-up: the first generation after a start may differ (model load, lazy patches)
     yield w
     total = sum(s for s, _, _ in w.log)
     for seconds, status, what in w.log:

@@ -23,6 +23,8 @@ def assert_same(a: Result, b: Result, what: str):
 
 
 def assert_differ(a: Result, b: Result, what: str):
+    assert mean_diff(a, b) is not None, (f"{what}: not comparable: shapes {[i.shape for i in a.images]} vs "
+                                         f"{[i.shape for i in b.images]}")
     assert not same(a, b), f"{what}: pixels are identical"
 
 

@@ -5,7 +5,8 @@
 The last line of each (host, model, neighbour, method) wins.  Columns: HTTP status with both on;
 ours = mean |pixel diff| of ours on vs off with the neighbour on (0..255); neighbour = the neighbour on
 vs off with ours on; alone = the neighbour on vs off with ours off; entry = the infotext carried
-`Slothful Attention`; truth = entry present exactly when ours changed the pixels.
+`Slothful Attention`; truth = entry present exactly when ours changed the pixels; note = why a case
+was not compared, or the start of the error body.
 """
 import json
 import sys
@@ -21,6 +22,12 @@ def fmt(x):
     return str(x)
 
 
+def note(r) -> str:
+    text = r.get("note") or r.get("error") or ""
+    text = " ".join(str(text).split()).replace("|", "/")
+    return text if len(text) <= 90 else text[:87] + "..."
+
+
 def rows(lines):
     last = {}
     for line in lines:
@@ -33,12 +40,12 @@ def rows(lines):
 
 
 def table(records) -> str:
-    head = ["host", "model", "neighbour", "method", "HTTP", "ours", "neighbour", "alone", "entry", "truth"]
+    head = ["host", "model", "neighbour", "method", "HTTP", "ours", "neighbour", "alone", "entry", "truth", "note"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         out.append("| " + " | ".join(fmt(r.get(k)) for k in (
             "host", "model", "neighbour", "method", "status", "ours_diff", "neighbour_diff", "neighbour_alone_diff",
-            "entry", "truth")) + " |")
+            "entry", "truth")) + " | " + note(r) + " |")
     return "\n".join(out)
 
 

@@ -2,32 +2,64 @@
 on per host.
 
 Each host entry says how to turn the neighbour on:
-  - `override`: `override_settings` of the request (an A1111 option);
-  - `script` + `args`: an AlwaysOn script (exact title, case-insensitive) and its arguments, as
-    {position: value} over the defaults the host lists in /sdapi/v1/script-info, or as a function
-    of the model family ("sd1" / "sdxl") returning that dict;
+  - `override`: `override_settings` of the request (an option of the host);
+  - `script` + `args`: an AlwaysOn script (its exact title, case-insensitive) and its positional
+    arguments: a list, or a function of the `WebUI` client returning one (to depend on the model
+    family or to build an image);
   - `base`: request fields sent both with the neighbour on and off (a prompt it needs, a batch size),
     or a function of the model family returning them;
   - `families`: the model families where the neighbour acts at all (default: every family);
-  - `skip`: why the neighbour is not tried.
-Options an override touched are set back through the options endpoint after each request (reForge
-keeps an `override_settings` value that is missing from its config.json).
+  - `skip`: why the neighbour is not tried on that host.
 A neighbour is tried only where its host entry exists and the host offers it (the script is in
-script-info, the option in /sdapi/v1/options).
+script-info, the option in /sdapi/v1/options).  Options an override touched are set back through the
+options endpoint after each request (Forge and reForge keep an `override_settings` value that is
+missing from config.json).  Payloads as verified on the harness WebUIs (/work/notes/webuis.md).
 """
 from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+
+
+def reference_png(webui) -> str:
+    """A fixed picture (base64 PNG) for ControlNet reference_only: gradients and a checkerboard."""
+    from PIL import Image
+    h, w = webui.height, webui.width
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // max(1, w - 1), y * 255 // max(1, h - 1),
+                    ((x // 32 + y // 32) % 2) * 255], axis=-1).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def controlnet_reference(weight):
+    """ControlNet's reference_only preprocessor: an attn1 patch that needs no ControlNet model."""
+    return lambda webui: [{"enabled": True, "module": "reference_only", "model": "None", "weight": weight,
+                           "image": reference_png(webui), "resize_mode": "Crop and Resize", "processor_res": 512,
+                           "threshold_a": 0.5, "guidance_start": 0.0, "guidance_end": 1.0,
+                           "control_mode": "Balanced", "pixel_perfect": False}]
+
+
+def sdxl_512(family):
+    # Hypertile's smallest tile is 128 px; SDXL's first attention level is at 1/16 of the image side,
+    # so nothing is split below 512 px there.
+    return {"width": 512, "height": 512} if family == "sdxl" else {}
+
+
+LAYERDIFFUSE_FG = {"sd1": "(SD1.5) Only Generate Transparent Image (Attention Injection)",
+                   "sdxl": "(SDXL) Only Generate Transparent Image (Attention Injection)"}
 
 # fmt: off
 NEIGHBOURS = {
     "hypertile": {
-        # Tiles attn1 queries; its smallest tile is 128 px, so SDXL (first attention level at 1/16 of
-        # the image side) needs 512 px before anything is split. A1111's built-in: the extension steps
-        # aside for that pass.
-        "a1111": {"override": {"hypertile_enable_unet": True, "hypertile_max_tile_unet": 128,
-                               "hypertile_swap_size_unet": 2, "hypertile_max_depth_unet": 3},
-                  "base": lambda family: {"width": 512, "height": 512} if family == "sdxl" else {}},
-        "reforge": {"script": "HyperTile Integrated", "args": {0: True, 1: 128, 3: 1},
-                    "base": lambda family: {"width": 512, "height": 512} if family == "sdxl" else {}},
+        # A1111's built-in (extensions-builtin/hypertile): the extension steps aside for that pass.
+        "a1111": {"override": {"hypertile_enable_unet": True, "hypertile_max_tile_unet": 128}, "base": sdxl_512},
+        # reForge's HyperTile Integrated: enabled, tile size, swap size, max depth, scale depth
+        "reforge": {"script": "HyperTile Integrated",
+                    "args": lambda w: [True, 128, 2, 1 if w.family == "sdxl" else 0, False], "base": sdxl_512},
     },
     "token_merging": {
         # ToMe merges attn1 queries at full latent resolution only: SD1/SD2 (SDXL has no attention there)
@@ -36,40 +68,43 @@ NEIGHBOURS = {
         "reforge": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
     },
     "regional_prompter": {
+        # active, debug, mode, matrix submode, mask submode, prompt submode, ratios, base ratios, use base,
+        # use common, use neg-common, calcmode, options, lora neg te, lora neg unet, threshold, mask, lora stop,
+        # lora hires stop, flip
         "a1111": {"script": "Regional Prompter",
-                  "args": {0: True, 1: False, 2: "Matrix", 3: "Vertical", 4: "Mask", 5: "Prompt", 6: "1,1", 7: "",
-                           8: False, 9: False, 10: False, 11: "Attention", 12: False, 13: "0", 14: "0", 15: "0",
-                           16: ""},
-                  "base": {"prompt": "a cat BREAK a dog"}},
+                  "args": [True, False, "Matrix", "Columns", "Mask", "Prompt", "1,1", "0.2", False, False, False,
+                           "Attention", [], "0", "0", "0.4", "", "0", "0", False],
+                  "base": {"prompt": "a red cat BREAK a blue dog"}},
     },
-    "sag": {
-        "forge": {"script": "SelfAttentionGuidance Integrated (SD 1.x, SD 2.x, SDXL)", "args": {0: True, 1: 1.0}},
-        "reforge": {"script": "SelfAttentionGuidance Integrated", "args": {0: True, 1: 1.0}},
+    "sag": {  # enabled, scale, blur sigma[, threshold]
+        "forge": {"script": "SelfAttentionGuidance Integrated (SD 1.x, SD 2.x, SDXL)", "args": [True, 0.5, 2.0, 1.0]},
+        "reforge": {"script": "SelfAttentionGuidance Integrated", "args": [True, 0.5, 2.0]},
     },
-    "pag": {
-        "forge": {"script": "PerturbedAttentionGuidance Integrated", "args": {0: True, 1: 3.0}},
+    "pag": {  # enabled, scale, attenuation %, start, end
+        "forge": {"script": "PerturbedAttentionGuidance Integrated", "args": [True, 3.0, 0.0, 0.0, 1.0]},
     },
-    "stylealign": {
-        # shares attention across the batch: nothing to share with one image
-        "forge": {"script": "StyleAlign Integrated", "args": {0: True, 1: 1.0}, "base": {"batch_size": 2}},
+    "stylealign": {  # share attention in batch, strength; nothing to share with one image
+        "forge": {"script": "StyleAlign Integrated", "args": [True, 1.0], "base": {"batch_size": 2}},
     },
-    "freeu": {
-        "forge": {"script": "FreeU Integrated (SD 1.x, SD 2.x, SDXL)", "args": {0: True, 1: 1.5, 2: 1.6, 3: 0.9, 4: 0.2}},
-        "reforge": {"script": "FreeU Integrated", "args": {0: True, 1: 1.5, 2: 1.6, 3: 0.9, 4: 0.2}},
+    "freeu": {  # enabled, b1, b2, s1, s2[, start, end]; acts only on 640/1280-channel blocks
+        "forge": {"script": "FreeU Integrated (SD 1.x, SD 2.x, SDXL)", "args": [True, 1.01, 1.02, 0.99, 0.95, 0.0, 1.0]},
+        "reforge": {"script": "FreeU Integrated", "args": [True, 1.01, 1.02, 0.99, 0.95]},
     },
-    "kohya_hrfix": {
-        "forge": {"script": "Kohya HRFix Integrated", "args": {0: True, 1: 3, 2: 2.0, 3: 0.0, 4: 0.5}},
-        "reforge": {"script": "Kohya HRFix Integrated", "args": {0: True, 1: 3, 2: 2.0, 3: 0.0, 4: 0.5}},
+    "kohya_hrfix": {  # enabled, block, downscale, start %, end %, downscale after skip, down method, up method
+        "forge": {"script": "Kohya HRFix Integrated", "args": [True, 3, 2.0, 0.0, 0.35, True, "bicubic", "bicubic"]},
+        "reforge": {"script": "Kohya HRFix Integrated", "args": [True, 3, 2.0, 0.0, 0.35, True, "bicubic", "bicubic"]},
     },
     "layerdiffuse": {
+        # enabled, method, weight, stop at, fg/bg/blend image, resize mode, output origin, 3 additional prompts
         "forge": {"script": "LayerDiffuse",
-                  "args": lambda family: {0: True, 1: "(SD1.5) Only Generate Transparent Image (Attention Injection)"
-                                          if family == "sd1" else
-                                          "(SDXL) Only Generate Transparent Image (Attention Injection)"}},
+                  "args": lambda w: [True, LAYERDIFFUSE_FG[w.family], 1.0, 1.0, None, None, None, "Crop and Resize",
+                                     False, "", "", ""]},
     },
-    "controlnet": {
-        "forge": {"skip": "ControlNet needs a ControlNet model; none is installed"},
-        "reforge": {"skip": "ControlNet needs a ControlNet model; none is installed"},
+    "controlnet_reference": {
+        # reference_only skips layers with fewer than 1500 - 1280 x weight channels: weight 1.2 reaches the
+        # tiny test models' 32-64 channel layers (reForge); Forge's rw-sd15 has 320 channels
+        "forge": {"script": "ControlNet", "args": controlnet_reference(1.0)},
+        "reforge": {"script": "ControlNet", "args": controlnet_reference(1.2)},
     },
 }
 # fmt: on
@@ -80,16 +115,12 @@ def entry(name: str, host: str):
 
 
 def script_args(webui, spec: dict) -> list:
-    """The neighbour's positional args: the host's defaults from script-info with `args` set on top."""
+    args = spec["args"]
+    args = list(args(webui) if callable(args) else args)
     info = webui.script(spec["script"], alwayson=True)
-    defaults = [a.get("value") for a in info.get("args") or []]
-    args = spec.get("args") or {}
-    if callable(args):
-        args = args(webui.family)
-    for i, v in args.items():
-        assert i < len(defaults), f"{spec['script']}: argument {i} set, but script-info lists {len(defaults)}"
-        defaults[i] = v
-    return defaults
+    listed = len(info.get("args") or [])
+    assert len(args) <= listed, f"{spec['script']}: {len(args)} args in the table, script-info lists {listed}"
+    return args
 
 
 def offered(webui, name: str):
@@ -126,7 +157,7 @@ def turn_on(webui, spec: dict) -> tuple[dict, dict]:
 
 
 def restore(webui, spec: dict, saved: dict):
-    """Set back the options an override may leave behind (reForge)."""
+    """Set back the options an override may leave behind (Forge / reForge)."""
     keys = [k for k in (spec.get("override") or {}) if k in saved]
     if keys:
         webui.call("POST", "/sdapi/v1/options", {k: saved[k] for k in keys})

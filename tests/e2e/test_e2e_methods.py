@@ -3,6 +3,7 @@ after on = off, positional = named, the infotext tells the truth and pastes back
 batch is a no-op for one image with an AND prompt, and an interrupted generation leaves nothing behind."""
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -100,12 +101,17 @@ def test_sharing_is_noop_for_one_image_with_and_prompt(webui, method):
     assert_same(shared, off, f"{method}, one image, AND prompt: concat_local/concat_global on vs off")
 
 
-def _wait_for_sampling(webui, thread, timeout=600.0):
+def _wait_for_sampling(webui, task_id, thread, timeout=900.0):
+    """True once our task (force_task_id) is the one running and has done a sampling step: only then
+    does /sdapi/v1/interrupt stop our generation and not another client's, or nothing."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout and thread.is_alive():
-        p = webui.call("GET", "/sdapi/v1/progress?skip_current_image=true", timeout=30)
-        state = (p.body or {}).get("state", {}) if isinstance(p.body, dict) else {}
-        if (state.get("sampling_step") or 0) >= 1:
+        mine = webui.call("POST", "/internal/progress", {"id_task": task_id, "id_live_preview": -1,
+                                                         "live_preview": False}, timeout=30)
+        state = webui.call("GET", "/sdapi/v1/progress?skip_current_image=true", timeout=30)
+        active = isinstance(mine.body, dict) and mine.body.get("active") and (mine.body.get("progress") or 0) > 0
+        step = ((state.body or {}).get("state") or {}).get("sampling_step") if isinstance(state.body, dict) else 0
+        if active and (step or 0) >= 1:
             return True
         time.sleep(0.3)
     return False
@@ -114,12 +120,13 @@ def _wait_for_sampling(webui, thread, timeout=600.0):
 def test_interrupt_leaves_nothing_behind(webui, baseline):
     method = "nearsighted_attention"
     reference = on(webui, method)
-    long = webui.payload(steps=16)
+    task_id = f"task(slothful-e2e-{uuid.uuid4().hex[:12]})"
+    long = webui.payload(steps=16, force_task_id=task_id)
     long["alwayson_scripts"] = ours(METHODS[method])
     out = {}
     thread = threading.Thread(target=lambda: out.update(r=webui.txt2img(long, fresh=True, what="long, interrupted")))
     thread.start()
-    started = _wait_for_sampling(webui, thread)
+    started = _wait_for_sampling(webui, task_id, thread)
     stop = webui.call("POST", "/sdapi/v1/interrupt", {}, timeout=60)
     thread.join()
     assert started, "the long generation ended before its sampling could be interrupted"

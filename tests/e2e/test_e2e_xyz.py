@@ -15,18 +15,29 @@ def xyz_name(webui):
 
 
 def xyz_args(webui, name, axis_label, values):
-    """The script's 18 arguments: axis X of type `axis_label` (an index, as the UI's dropdown gives it)
-    with text values, no Y/Z axis, the cells returned, no legend or margins."""
+    """The script's arguments (18 on A1111 and Forge, 21 on reForge), from script-info by label: axis X
+    of type `axis_label` (an index, as the UI's dropdown gives it) with text values, no Y/Z axis, the
+    cells returned, no legend or margins; anything else at the host's default."""
     info = webui.script(name, alwayson=False)
     assert info is not None, f"{name!r} not in script-info"
-    args = info["args"]
-    choices = [c[0] if isinstance(c, (list, tuple)) else c for c in args[0].get("choices") or []]
+    listed = info["args"]
+    choices = [c[0] if isinstance(c, (list, tuple)) else c for c in listed[0].get("choices") or []]
     assert axis_label in choices, f"{axis_label!r} not among the X/Y/Z axes: {[c for c in choices if 'Slothful' in c]}"
-    labels = [a.get("label") for a in args]
-    assert labels[:2] == ["X type", "X values"] and labels[9:11] == ["Draw legend", "Include Sub Images"] \
-        and labels[17] == "Use text inputs instead of dropdowns", labels
-    return [choices.index(axis_label), values, [], 0, "", [], 0, "", [], False, True, False, False, False, False,
-            False, 0, True]
+    labels = [a.get("label") for a in listed]
+    assert labels[:9] == ["X type", "X values", "X values", "Y type", "Y values", "Y values",
+                          "Z type", "Z values", "Z values"], labels
+    args = [a.get("value") for a in listed]
+    args[:9] = [choices.index(axis_label), values, [], 0, "", [], 0, "", []]
+    settings = {"Draw legend": False, "Draw individual labels": False, "Include Sub Images": True,
+                "Include Sub Grids": False, "Keep -1 for seeds": False, "Vary seeds for X": False,
+                "Vary seeds for Y": False, "Vary seeds for Z": False, "Grid margins (px)": 0,
+                "Use text inputs instead of dropdowns": True}
+    for label, value in settings.items():
+        if label in labels:
+            args[labels.index(label)] = value
+    for label in ("Include Sub Images", "Use text inputs instead of dropdowns"):
+        assert label in labels, f"no {label!r} among the X/Y/Z arguments: {labels}"
+    return args
 
 
 def run_xyz(webui, axis_label, values, *entries, what=""):
@@ -38,13 +49,13 @@ def run_xyz(webui, axis_label, values, *entries, what=""):
 
 
 def cells(webui, r: Result) -> list:
-    """(pixels, infotext) of each cell: the images of the request's size after the grid."""
+    """(pixels, infotext) of each cell: the images of the request's size (the grid of 2 cells is wider), as
+    RGB: reForge returns the first cell (and the grid) as RGBA with alpha 254/255, its RGB unchanged."""
     out = []
     for i, img in enumerate(r.images):
-        if i == 0 and len(r.images) > 1:
-            continue  # the grid
         if img.shape[:2] == (webui.height, webui.width):
-            out.append(Result(200, None, images=[img], infotexts=[r.infotexts[i] if i < len(r.infotexts) else ""]))
+            out.append(Result(200, None, images=[img[..., :3]],
+                              infotexts=[r.infotexts[i] if i < len(r.infotexts) else ""]))
     return out
 
 
