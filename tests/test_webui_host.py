@@ -169,10 +169,10 @@ class FakeAxisOption:
         self.label, self.type, self.apply, self.confirm, self.choices = label, type, apply, confirm, choices
 
 
-def test_xyz_axes_cover_every_parameter_without_leaks(unet):
-    xyz = SimpleNamespace(AxisOption=FakeAxisOption, axis_options=[])
-    assert xyz.add_axes(xyz) == len(PARAMS) and xyz.add_axes(xyz) == 0
-    opts = {o.label: o for o in xyz.axis_options}
+def test_xyz_axes_cover_every_parameter_without_leaks(unet, inputs):
+    mod = SimpleNamespace(AxisOption=FakeAxisOption, axis_options=[])
+    assert xyz.add_axes(mod) == len(PARAMS) and xyz.add_axes(mod) == 0
+    opts = {o.label: o for o in mod.axis_options}
     assert opts["[Slothful] Method"].choices() == ["Slothful", "Near-sighted Tile", "Near-sighted Attention"]
     assert opts["[Slothful] Enabled"].choices() == ["True", "False"] and opts["[Slothful] In slothful"].type is float
     with pytest.raises(ValueError, match="0 to 50"):
@@ -189,6 +189,9 @@ def test_xyz_axes_cover_every_parameter_without_leaks(unet):
         opts["[Slothful] Method"].apply(pc, method, [])
         opts["[Slothful] In slothful"].apply(pc, strength, [])
         c.process(pc, ui_args)
+        c.before_sampling(pc)
+        call_unet(unet, *inputs)
+        c.postprocess_batch(pc)  # the batch changed layers: the cell's images carry its entry
         infotexts.append(pc.extra_generation_params[KEY])
         c.postprocess(pc)
     assert infotexts == ["method=nearsighted_tile in_slothful=8.0", "method=slothful in_slothful=12.5"]
