@@ -15,7 +15,7 @@ from lib_slothful import build_patches
 from lib_slothful.hosts import a1111
 from lib_slothful.hosts.common import attention_levels, model_channels
 from lib_slothful.plan import plan_layer
-from lib_slothful.preview import layer_macs
+from lib_slothful.flops import layer_macs
 from lib_slothful.arith import find_level, time_from_timestep
 from lib_slothful.params import validate
 
