@@ -1,0 +1,307 @@
+"""The picture preview: what the settings do to each attention level, drawn from the plans the
+patches run (`plan.plan_layer`), as one PNG for the accordion.
+
+Per block group and level, a panel shows the level's token grid (one square per token):
+- the tiles (black boxes) of the Near-sighted methods;
+- the K/V cells of the local reduction: a dark dot on the picked token of each cell, the pooled
+  window tinted blue (cells alternate in shade so they can be told apart);
+- the global sample every tile also sees, in orange (picked token dark orange, window light);
+- for the chosen point (red), everything its query does not attend to is faded out.
+
+`views` holds the geometry as data (tiles, cells, attended tokens), so the tests check it against
+the tensors the engine really builds; `render` only paints it.  PIL and numpy only: both come with
+every WebUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .arith import level_grid
+from .params import validate
+from .plan import LayerPlan, ReducePlan, plan_layer
+from .preview import ModelLayout
+
+BLOCK_ROWS = ("input", "middle", "output")
+WHITE, SHADE_A, SHADE_B = (255, 255, 255), (222, 233, 247), (200, 216, 238)
+PICK, GLOBAL_WIN, GLOBAL_PICK = (40, 40, 40), (252, 214, 168), (214, 104, 0)
+TILE_LINE, POINT, FADE = (0, 0, 0), (220, 0, 0), 0.78
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One K/V sample: the tokens it reads (flat indices into the level grid) and its picked token."""
+    tokens: tuple
+    pick: int  # -1: the pick falls on padding (a zero token)
+    pooled: bool  # the pooled window contributes (else: the picked token only)
+    shade: int  # 0 / 1, alternating like a checkerboard so neighbouring cells can be told apart
+
+
+@dataclass(frozen=True)
+class LevelView:
+    block: str
+    level: int
+    h: int
+    w: int
+    plan: LayerPlan | None
+    tiles: tuple  # (row, col, rows, cols) of each tile in tokens, in the engine's tile order
+    local: tuple  # per tile (or one entry for the whole image): the Cells of its local K/V; () = all tokens
+    glob: tuple  # Cells of the global sample; () when there is none or it is every token
+
+    @property
+    def tiled(self) -> bool:
+        return bool(self.tiles)
+
+    def owner(self, y: int, x: int) -> int:
+        """The tile whose output the token at (y, x) keeps (the engine un-tiles from it)."""
+        if not self.tiled:
+            return 0
+        tp = self.plan.tiles
+        if tp.layout == "clamp":
+            return min(y // tp.th, tp.ty - 1) * tp.tx + min(x // tp.tw, tp.tx - 1)
+        return (y // tp.th) * tp.tx + x // tp.tw  # "pad" drawn without the random split (offset 0)
+
+    def attended(self, y: int, x: int) -> set:
+        """Flat indices of every token the query at (y, x) reads through its K and V."""
+        t = self.owner(y, x)
+        out = set()
+        if self.tiled:
+            r0, c0, th, tw = self.tiles[t]
+            region = _region(r0, c0, th, tw, self.h, self.w)
+            out |= set(region) if not self.local[t] else _cells_tokens(self.local[t])
+            if self.plan.glob_all:
+                out |= set(range(self.h * self.w))
+            else:
+                out |= _cells_tokens(self.glob)
+        else:
+            out |= set(range(self.h * self.w)) if not self.local[0] else _cells_tokens(self.local[0])
+        return out
+
+
+def _region(r0, c0, th, tw, h, w) -> list:
+    return [y * w + x for y in range(max(0, r0), min(h, r0 + th)) for x in range(max(0, c0), min(w, c0 + tw))]
+
+
+def _cells_tokens(cells) -> set:
+    out = set()
+    for c in cells:
+        out.update(c.tokens if c.pooled else (c.pick,) if c.pick >= 0 else ())
+    return out
+
+
+def cells(rp: ReducePlan, r0: int, c0: int, rh: int, rw: int, h: int, w: int) -> tuple:
+    """The Cells of a reduction over the rh x rw region at token (r0, c0) of an h x w grid.  2D modes
+    cut the region into cell rectangles; 1D modes read it in raster order as one row of rh * rw
+    tokens, so a window can run across the end of a row.  Tokens outside the image (the zero padding
+    of ComfyUI tiles) are left out; a cell with nothing inside is dropped."""
+    def flat(y, x):
+        return y * w + x if r0 <= y < r0 + rh and c0 <= x < c0 + rw and 0 <= y < h and 0 <= x < w else -1
+
+    (sy, sx), (zy, zx) = rp.cell, rp.window
+    out = []
+    for i in range(rp.rows):
+        for j in range(rp.cols):
+            if rp.h == 1 and rh * rw == rp.w and rh > 1:  # 1D over a region of several rows
+                ks = range(j * sx, min(j * sx + zx, rp.w))
+                toks = [flat(r0 + k // rw, c0 + k % rw) for k in ks]
+                pick = flat(r0 + (j * sx) // rw, c0 + (j * sx) % rw)
+            else:
+                y0, x0 = r0 + i * sy, c0 + j * sx
+                toks = [flat(y, x) for y in range(y0, min(y0 + zy, r0 + rp.h))
+                        for x in range(x0, min(x0 + zx, c0 + rp.w))]
+                pick = flat(y0, x0)
+            toks = tuple(t for t in toks if t >= 0)
+            if toks or pick >= 0:
+                out.append(Cell(toks, pick, not rp.pick_only, (i + j) % 2))
+    return tuple(out)
+
+
+def tile_rects(plan: LayerPlan) -> tuple:
+    """(row, col, rows, cols) of every tile, in the engine's order (tile row by tile row).  "clamp"
+    moves the last row / column back inside the image; "pad" is drawn with its padding at the
+    bottom / right (the ComfyUI Tile node draws the split at random per step)."""
+    tp = plan.tiles
+    if tp.layout == "clamp":
+        rows = [min(i * tp.th, plan.h - tp.th) for i in range(tp.ty)]
+        cols = [min(j * tp.tw, plan.w - tp.tw) for j in range(tp.tx)]
+    else:
+        rows, cols = [i * tp.th for i in range(tp.ty)], [j * tp.tw for j in range(tp.tx)]
+    return tuple((r, c, tp.th, tp.tw) for r in rows for c in cols)
+
+
+def level_view(plan: LayerPlan | None, block: str, level: int, h: int, w: int) -> LevelView:
+    if plan is None or not plan.changes_anything:
+        return LevelView(block, level, h, w, plan, (), ((),), ())
+    if plan.tiles is None:
+        return LevelView(block, level, h, w, plan, (), (cells(plan.local, 0, 0, h, w, h, w),), ())
+    rects = tile_rects(plan)
+    local = tuple(cells(plan.local, r, c, th, tw, h, w) if plan.local else () for r, c, th, tw in rects)
+    glob = cells(plan.glob, 0, 0, h, w, h, w) if plan.glob else ()
+    return LevelView(block, level, h, w, plan, rects, local, glob)
+
+
+def views(settings, layout: ModelLayout, width: int, height: int, time: float | None = None) -> list:
+    """One LevelView per block group and level of the layout, for an image of width x height px at
+    `time` (default: the settings' peak time), with the same plans the patches run."""
+    s = validate(settings)
+    time = s["peak_time"] if time is None else time
+    H, W = max(1, height // 8), max(1, width // 8)
+    first = min(layout.attention_levels)
+    out = []
+    for g in layout.groups:
+        h, w = level_grid(H, W, g.level)
+        plan = plan_layer(s, g.block, h * w, g.channels, g.heads, H, W, time, layout.model_channels, first)
+        out.append(level_view(plan, g.block, g.level, h, w))
+    return out
+
+
+# -- painting ---------------------------------------------------------------------------------------
+PANEL = 168  # target panel side in px; a token is at least one pixel
+ZOOM, ZOOM_SCALE = 32, 5  # where a token is drawn under 4 px: a 32-token window around the point at 5 px
+LABEL, GAP = 14, 10
+UNTOUCHED = (236, 236, 236)
+
+
+@dataclass(frozen=True)
+class Panel:
+    view: LevelView
+    x: int  # origin in the picture, px
+    y: int
+    scale: int  # px per token
+    window: tuple  # (row, col, rows, cols) of the tokens shown
+    zoom: bool
+
+
+def _zoom_window(v: LevelView, point) -> tuple:
+    qy, qx = token_at(v, point or (0.5, 0.5))
+    hh, ww = min(ZOOM, v.h), min(ZOOM, v.w)
+    r0 = min(max(0, qy - hh // 2), v.h - hh)
+    c0 = min(max(0, qx - ww // 2), v.w - ww)
+    return r0, c0, hh, ww
+
+
+def arrange(vs: list, point=(0.5, 0.5)) -> tuple[list, int, int]:
+    """Panels in rows by block group (input, middle, output), levels left to right; a level drawn
+    at under 4 px per token gets a zoomed panel of the tokens around the point beside it."""
+    panels, y, width = [], 0, 0
+    for block in BLOCK_ROWS:
+        row = sorted((v for v in vs if v.block == block), key=lambda v: v.level)
+        if not row:
+            continue
+        x, tallest = 0, 0
+        for v in row:
+            k = max(1, PANEL // max(v.h, v.w))
+            panels.append(Panel(v, x, y + LABEL, k, (0, 0, v.h, v.w), False))
+            x, tallest = x + v.w * k + GAP, max(tallest, v.h * k)
+            if k < 4 and v.plan is not None and v.plan.changes_anything:
+                win = _zoom_window(v, point)
+                panels.append(Panel(v, x, y + LABEL, ZOOM_SCALE, win, True))
+                x, tallest = x + win[3] * ZOOM_SCALE + GAP, max(tallest, win[2] * ZOOM_SCALE)
+        width, y = max(width, x - GAP), y + LABEL + tallest + GAP
+    return panels, width, y - GAP
+
+
+def token_at(v: LevelView, point) -> tuple[int, int]:
+    """The token of a level under the point (fx, fy), fractions of the image width and height."""
+    fx, fy = point
+    return min(v.h - 1, max(0, int(fy * v.h))), min(v.w - 1, max(0, int(fx * v.w)))
+
+
+def point_from_click(vs: list, point, px: int, py: int):
+    """(fx, fy) of the token centre under a click at picture pixel (px, py) of the picture drawn for
+    `point`, or None off the panels."""
+    panels, _, _ = arrange(vs, point)
+    for p in panels:
+        r0, c0, hh, ww = p.window
+        tx, ty = (px - p.x) // p.scale, (py - p.y) // p.scale
+        if 0 <= tx < ww and 0 <= ty < hh and px >= p.x and py >= p.y:
+            return (c0 + tx + 0.5) / p.view.w, (r0 + ty + 0.5) / p.view.h
+    return None
+
+
+def _paint(p: Panel, point) -> np.ndarray:
+    v, k = p.view, p.scale
+    r0, c0, hh, ww = p.window
+    untouched = v.plan is None or not v.plan.changes_anything
+    tint = np.full((v.h * v.w, 3), 255 if not untouched else UNTOUCHED[0], np.uint8)
+    picks, gpicks = [], []
+    for tile_cells in v.local:
+        for c in tile_cells:
+            if c.pooled:
+                tint[list(c.tokens)] = SHADE_B if c.shade else SHADE_A
+            if c.pick >= 0:
+                picks.append(c.pick)
+    for c in v.glob:
+        if c.pooled:
+            tint[list(c.tokens)] = GLOBAL_WIN
+        if c.pick >= 0:
+            gpicks.append(c.pick)
+    crop = tint.reshape(v.h, v.w, 3)[r0:r0 + hh, c0:c0 + ww]
+    img = np.repeat(np.repeat(crop, k, 0), k, 1)
+    m = k // 4 if k >= 4 else 0
+    for tokens, color in ((picks, PICK), (gpicks, GLOBAL_PICK)):
+        for t in tokens:
+            y, x = divmod(t, v.w)
+            y, x = y - r0, x - c0
+            if 0 <= y < hh and 0 <= x < ww:
+                img[y * k + m:(y + 1) * k - m, x * k + m:(x + 1) * k - m] = color
+    q = token_at(v, point) if point is not None else None
+    if q is not None and not untouched:
+        keep = np.zeros(v.h * v.w, bool)
+        keep[list(v.attended(*q))] = True
+        fade = keep.reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww]
+        fade = np.repeat(np.repeat(~fade, k, 0), k, 1)
+        img[fade] = (img[fade] * (1 - FADE) + 255 * FADE).astype(np.uint8)
+    owner = v.owner(*q) if q is not None and v.tiled else -1
+    for i, (r, c, th, tw) in enumerate(v.tiles):
+        if i != owner:
+            _box(img, (r - r0) * k, (c - c0) * k, th * k, tw * k, TILE_LINE)
+    if owner >= 0:  # last, so the overlap of clamped tiles shows the query's own tile on top
+        r, c, th, tw = v.tiles[owner]
+        _box(img, (r - r0) * k, (c - c0) * k, th * k, tw * k, POINT)
+    if q is not None and r0 <= q[0] < r0 + hh and c0 <= q[1] < c0 + ww:
+        y, x = q[0] - r0, q[1] - c0
+        img[y * k:(y + 1) * k, x * k:(x + 1) * k] = POINT
+    _box(img, 0, 0, hh * k, ww * k, (150, 150, 150))
+    return img
+
+
+def _box(img, y, x, hh, ww, color):
+    H, W = img.shape[:2]
+    y1, x1 = min(H, y + hh) - 1, min(W, x + ww) - 1
+    y0, x0 = max(0, y), max(0, x)
+    if y1 < y0 or x1 < x0:
+        return
+    if y >= 0:
+        img[y0, x0:x1 + 1] = color
+    if y + hh <= H:
+        img[y1, x0:x1 + 1] = color
+    if x >= 0:
+        img[y0:y1 + 1, x0] = color
+    if x + ww <= W:
+        img[y0:y1 + 1, x1] = color
+
+
+def label(p: Panel) -> str:
+    v = p.view
+    if p.zoom:
+        return f"zoom {p.window[3]}x{p.window[2]}"
+    state = "" if v.plan is not None and v.plan.changes_anything else " full"
+    return f"{v.block[:3]} L{v.level} {v.w}x{v.h}{state}"
+
+
+def render(vs: list, point=(0.5, 0.5)):
+    """The picture (a PIL image) of the views, with the query at `point` (None: no point view)."""
+    from PIL import Image, ImageDraw
+
+    panels, width, height = arrange(vs, point)
+    canvas = np.full((max(height, 1), max(width, 1), 3), 255, np.uint8)
+    for p in panels:
+        a = _paint(p, point)
+        canvas[p.y:p.y + a.shape[0], p.x:p.x + a.shape[1]] = a
+    img = Image.fromarray(canvas)
+    d = ImageDraw.Draw(img)
+    for p in panels:
+        d.text((p.x, p.y - LABEL + 1), label(p), fill=(0, 0, 0))
+    return img
