@@ -15,6 +15,7 @@ every WebUI.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,16 +30,67 @@ PICK, GLOBAL_WIN, GLOBAL_PICK = (40, 40, 40), (252, 214, 168), (214, 104, 0)
 TILE_LINE, POINT, FADE = (0, 0, 0), (220, 0, 0), 0.78
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One K/V sample: the tokens it reads (flat indices into the level grid) and its picked token."""
-    tokens: tuple
-    pick: int  # -1: the pick falls on padding (a zero token)
-    pooled: bool  # the pooled window contributes (else: the picked token only)
-    shade: int  # 0 / 1, alternating like a checkerboard so neighbouring cells can be told apart
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """The K/V samples of one reduction on an h x w grid, as arrays over its cells and tokens.
+
+    `pick[c]`: the flat token index of cell c's picked token (-1 where it falls on the zero padding
+    of a ComfyUI tile); `member[t]`: the cell whose pooled window holds token t, or -1 (windows never
+    overlap: a window is at most a cell); `pooled`: the window contributes (else the pick alone);
+    `shade[c]`: 0 / 1 like a checkerboard, so neighbouring cells can be told apart."""
+    pick: np.ndarray
+    member: np.ndarray
+    pooled: bool
+    shade: np.ndarray
+
+    def reads(self) -> np.ndarray:
+        """Boolean mask over the grid: the tokens these samples read."""
+        if self.pooled:
+            return self.member >= 0
+        mask = np.zeros(self.member.shape, bool)
+        mask[self.pick[self.pick >= 0]] = True
+        return mask
+
+    def count(self) -> int:
+        """K/V rows that hold image tokens (a cell entirely on padding is a zero row)."""
+        has = self.pick >= 0
+        if self.pooled:
+            members = self.member[self.member >= 0]
+            has[members] = True
+        return int(has.sum())
 
 
-@dataclass(frozen=True)
+def cells(rp: ReducePlan, r0: int, c0: int, rh: int, rw: int, h: int, w: int) -> Cells:
+    """The Cells of a reduction over the rh x rw region at token (r0, c0) of an h x w grid.  2D modes
+    cut the region into cell rectangles; 1D modes read it in raster order as one row of rh * rw
+    tokens, so a window can run across the end of a row.  The region may reach past the image
+    (ComfyUI tiles are zero-padded): padding is nobody's token."""
+    (sy, sx), (zy, zx) = rp.cell, rp.window
+    # only the region's tokens that are on the image (a ComfyUI tile may reach past it)
+    ys, xs = np.meshgrid(np.arange(max(0, r0), min(h, r0 + rh)), np.arange(max(0, c0), min(w, c0 + rw)),
+                         indexing="ij")
+    dy, dx = ys - r0, xs - c0
+    member = np.full(h * w, -1)
+    if rp.h == 1 and rp.w == rh * rw:  # 1D (or a one-row region): raster position k in the region
+        k = dy * rw + dx
+        j, off = k // sx, k % sx
+        member[(ys * w + xs).ravel()] = np.where((off < zx) & (j < rp.cols), j, -1).ravel()
+        ks = np.arange(rp.cols) * sx
+        py, px = r0 + ks // rw, c0 + ks % rw
+        shade = np.arange(rp.cols) % 2
+    else:
+        i, j = dy // sy, dx // sx
+        ok = (dy % sy < zy) & (dx % sx < zx) & (i < rp.rows) & (j < rp.cols)
+        member[(ys * w + xs).ravel()] = np.where(ok, i * rp.cols + j, -1).ravel()
+        ii, jj = np.meshgrid(np.arange(rp.rows), np.arange(rp.cols), indexing="ij")
+        py, px = (r0 + ii * sy).ravel(), (c0 + jj * sx).ravel()
+        shade = ((ii + jj) % 2).ravel()
+    on_image = (py >= 0) & (py < h) & (px >= 0) & (px < w) & (py < r0 + rh) & (px < c0 + rw)
+    pick = np.where(on_image, py * w + px, -1)
+    return Cells(pick, member, not rp.pick_only, shade)
+
+
+@dataclass(frozen=True, eq=False)
 class LevelView:
     block: str
     level: int
@@ -46,12 +98,16 @@ class LevelView:
     w: int
     plan: LayerPlan | None
     tiles: tuple  # (row, col, rows, cols) of each tile in tokens, in the engine's tile order
-    local: tuple  # per tile (or one entry for the whole image): the Cells of its local K/V; () = all tokens
-    glob: tuple  # Cells of the global sample; () when there is none or it is every token
+    local: tuple  # per tile (one entry when untiled): its local K/V Cells; None = every token of it
+    glob: Cells | None  # the global sample; None when there is none or it is every token
 
     @property
     def tiled(self) -> bool:
         return bool(self.tiles)
+
+    @property
+    def changed(self) -> bool:
+        return self.plan is not None and self.plan.changes_anything
 
     def owner(self, y: int, x: int) -> int:
         """The tile whose output the token at (y, x) keeps (the engine un-tiles from it)."""
@@ -62,59 +118,28 @@ class LevelView:
             return min(y // tp.th, tp.ty - 1) * tp.tx + min(x // tp.tw, tp.tx - 1)
         return (y // tp.th) * tp.tx + x // tp.tw  # "pad" drawn without the random split (offset 0)
 
-    def attended(self, y: int, x: int) -> set:
-        """Flat indices of every token the query at (y, x) reads through its K and V."""
+    def tile_mask(self, t: int) -> np.ndarray:
+        r0, c0, th, tw = self.tiles[t]
+        mask = np.zeros((self.h, self.w), bool)
+        mask[max(0, r0):max(0, r0 + th), max(0, c0):max(0, c0 + tw)] = True
+        return mask.ravel()
+
+    def reads(self, y: int, x: int) -> np.ndarray:
+        """Boolean mask over the grid: every token the query at (y, x) reads through its K and V."""
         t = self.owner(y, x)
-        out = set()
-        if self.tiled:
-            r0, c0, th, tw = self.tiles[t]
-            region = _region(r0, c0, th, tw, self.h, self.w)
-            out |= set(region) if not self.local[t] else _cells_tokens(self.local[t])
-            if self.plan.glob_all:
-                out |= set(range(self.h * self.w))
-            else:
-                out |= _cells_tokens(self.glob)
+        local = self.local[t]
+        if local is None:
+            mask = self.tile_mask(t) if self.tiled else np.ones(self.h * self.w, bool)
         else:
-            out |= set(range(self.h * self.w)) if not self.local[0] else _cells_tokens(self.local[0])
-        return out
+            mask = local.reads().copy()
+        if self.tiled and self.plan.glob_all:
+            mask[:] = True
+        elif self.glob is not None:
+            mask |= self.glob.reads()
+        return mask
 
-
-def _region(r0, c0, th, tw, h, w) -> list:
-    return [y * w + x for y in range(max(0, r0), min(h, r0 + th)) for x in range(max(0, c0), min(w, c0 + tw))]
-
-
-def _cells_tokens(cells) -> set:
-    out = set()
-    for c in cells:
-        out.update(c.tokens if c.pooled else (c.pick,) if c.pick >= 0 else ())
-    return out
-
-
-def cells(rp: ReducePlan, r0: int, c0: int, rh: int, rw: int, h: int, w: int) -> tuple:
-    """The Cells of a reduction over the rh x rw region at token (r0, c0) of an h x w grid.  2D modes
-    cut the region into cell rectangles; 1D modes read it in raster order as one row of rh * rw
-    tokens, so a window can run across the end of a row.  Tokens outside the image (the zero padding
-    of ComfyUI tiles) are left out; a cell with nothing inside is dropped."""
-    def flat(y, x):
-        return y * w + x if r0 <= y < r0 + rh and c0 <= x < c0 + rw and 0 <= y < h and 0 <= x < w else -1
-
-    (sy, sx), (zy, zx) = rp.cell, rp.window
-    out = []
-    for i in range(rp.rows):
-        for j in range(rp.cols):
-            if rp.h == 1 and rh * rw == rp.w and rh > 1:  # 1D over a region of several rows
-                ks = range(j * sx, min(j * sx + zx, rp.w))
-                toks = [flat(r0 + k // rw, c0 + k % rw) for k in ks]
-                pick = flat(r0 + (j * sx) // rw, c0 + (j * sx) % rw)
-            else:
-                y0, x0 = r0 + i * sy, c0 + j * sx
-                toks = [flat(y, x) for y in range(y0, min(y0 + zy, r0 + rp.h))
-                        for x in range(x0, min(x0 + zx, c0 + rp.w))]
-                pick = flat(y0, x0)
-            toks = tuple(t for t in toks if t >= 0)
-            if toks or pick >= 0:
-                out.append(Cell(toks, pick, not rp.pick_only, (i + j) % 2))
-    return tuple(out)
+    def attended(self, y: int, x: int) -> set:
+        return set(np.flatnonzero(self.reads(y, x)).tolist())
 
 
 def tile_rects(plan: LayerPlan) -> tuple:
@@ -132,20 +157,24 @@ def tile_rects(plan: LayerPlan) -> tuple:
 
 def level_view(plan: LayerPlan | None, block: str, level: int, h: int, w: int) -> LevelView:
     if plan is None or not plan.changes_anything:
-        return LevelView(block, level, h, w, plan, (), ((),), ())
+        return LevelView(block, level, h, w, plan, (), (None,), None)
     if plan.tiles is None:
-        return LevelView(block, level, h, w, plan, (), (cells(plan.local, 0, 0, h, w, h, w),), ())
+        return LevelView(block, level, h, w, plan, (), (cells(plan.local, 0, 0, h, w, h, w),), None)
     rects = tile_rects(plan)
-    local = tuple(cells(plan.local, r, c, th, tw, h, w) if plan.local else () for r, c, th, tw in rects)
-    glob = cells(plan.glob, 0, 0, h, w, h, w) if plan.glob else ()
+    local = tuple(cells(plan.local, r, c, th, tw, h, w) if plan.local else None for r, c, th, tw in rects)
+    glob = cells(plan.glob, 0, 0, h, w, h, w) if plan.glob else None
     return LevelView(block, level, h, w, plan, rects, local, glob)
 
 
-def views(settings, layout: ModelLayout, width: int, height: int, time: float | None = None) -> list:
+def views(settings, layout: ModelLayout, width: int, height: int, time: float | None = None) -> tuple:
     """One LevelView per block group and level of the layout, for an image of width x height px at
     `time` (default: the settings' peak time), with the same plans the patches run."""
     s = validate(settings)
-    time = s["peak_time"] if time is None else time
+    return _views(s, layout, int(width), int(height), s["peak_time"] if time is None else float(time))
+
+
+@lru_cache(maxsize=8)  # a click or a size round trip redraws the same views: build them once
+def _views(s, layout: ModelLayout, width: int, height: int, time: float) -> tuple:
     H, W = max(1, height // 8), max(1, width // 8)
     first = min(layout.attention_levels)
     out = []
@@ -153,7 +182,7 @@ def views(settings, layout: ModelLayout, width: int, height: int, time: float | 
         h, w = level_grid(H, W, g.level)
         plan = plan_layer(s, g.block, h * w, g.channels, g.heads, H, W, time, layout.model_channels, first)
         out.append(level_view(plan, g.block, g.level, h, w))
-    return out
+    return tuple(out)
 
 
 # -- painting ---------------------------------------------------------------------------------------
@@ -194,7 +223,7 @@ def arrange(vs: list, point=(0.5, 0.5)) -> tuple[list, int, int]:
             k = max(1, PANEL // max(v.h, v.w))
             panels.append(Panel(v, x, y + LABEL, k, (0, 0, v.h, v.w), False))
             x, tallest = x + v.w * k + GAP, max(tallest, v.h * k)
-            if k < 4 and v.plan is not None and v.plan.changes_anything:
+            if k < 4 and v.changed:
                 win = _zoom_window(v, point)
                 panels.append(Panel(v, x, y + LABEL, ZOOM_SCALE, win, True))
                 x, tallest = x + win[3] * ZOOM_SCALE + GAP, max(tallest, win[2] * ZOOM_SCALE)
@@ -223,35 +252,35 @@ def point_from_click(vs: list, point, px: int, py: int):
 def _paint(p: Panel, point) -> np.ndarray:
     v, k = p.view, p.scale
     r0, c0, hh, ww = p.window
-    untouched = v.plan is None or not v.plan.changes_anything
-    tint = np.full((v.h * v.w, 3), 255 if not untouched else UNTOUCHED[0], np.uint8)
-    picks, gpicks = [], []
-    for tile_cells in v.local:
-        for c in tile_cells:
-            if c.pooled:
-                tint[list(c.tokens)] = SHADE_B if c.shade else SHADE_A
-            if c.pick >= 0:
-                picks.append(c.pick)
-    for c in v.glob:
+    tint = np.full((v.h * v.w, 3), 255 if v.changed else UNTOUCHED[0], np.uint8)
+    picks = np.zeros(v.h * v.w, bool)
+    gpicks = np.zeros(v.h * v.w, bool)
+    for c in v.local:
+        if c is None:
+            continue
         if c.pooled:
-            tint[list(c.tokens)] = GLOBAL_WIN
-        if c.pick >= 0:
-            gpicks.append(c.pick)
-    crop = tint.reshape(v.h, v.w, 3)[r0:r0 + hh, c0:c0 + ww]
-    img = np.repeat(np.repeat(crop, k, 0), k, 1)
+            held = c.member >= 0
+            tint[held] = np.where(c.shade[c.member[held]][:, None] == 1, SHADE_B, SHADE_A)
+        picks[c.pick[c.pick >= 0]] = True
+    if v.glob is not None:
+        if v.glob.pooled:
+            tint[v.glob.member >= 0] = GLOBAL_WIN
+        gpicks[v.glob.pick[v.glob.pick >= 0]] = True
+
+    def up(a):  # token resolution -> the panel's pixels, for the tokens in the window
+        a = a.reshape(v.h, v.w, *a.shape[1:])[r0:r0 + hh, c0:c0 + ww]
+        return np.repeat(np.repeat(a, k, 0), k, 1)
+
+    img = up(tint)
     m = k // 4 if k >= 4 else 0
-    for tokens, color in ((picks, PICK), (gpicks, GLOBAL_PICK)):
-        for t in tokens:
-            y, x = divmod(t, v.w)
-            y, x = y - r0, x - c0
-            if 0 <= y < hh and 0 <= x < ww:
-                img[y * k + m:(y + 1) * k - m, x * k + m:(x + 1) * k - m] = color
+    dot = np.zeros((k, k), bool)
+    dot[m:k - m, m:k - m] = True  # a picked token is a dot inside its square
+    for mask, color in ((picks, PICK), (gpicks, GLOBAL_PICK)):
+        big = np.kron(mask.reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww], dot).astype(bool)
+        img[big] = color
     q = token_at(v, point) if point is not None else None
-    if q is not None and not untouched:
-        keep = np.zeros(v.h * v.w, bool)
-        keep[list(v.attended(*q))] = True
-        fade = keep.reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww]
-        fade = np.repeat(np.repeat(~fade, k, 0), k, 1)
+    if q is not None and v.changed:
+        fade = up(~v.reads(*q))
         img[fade] = (img[fade] * (1 - FADE) + 255 * FADE).astype(np.uint8)
     owner = v.owner(*q) if q is not None and v.tiled else -1
     for i, (r, c, th, tw) in enumerate(v.tiles):
@@ -287,7 +316,7 @@ def label(p: Panel) -> str:
     v = p.view
     if p.zoom:
         return f"zoom {p.window[3]}x{p.window[2]}"
-    state = "" if v.plan is not None and v.plan.changes_anything else " full"
+    state = "" if v.changed else " full"
     return f"{v.block[:3]} L{v.level} {v.w}x{v.h}{state}"
 
 

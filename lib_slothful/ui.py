@@ -198,7 +198,7 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
     state = "" if settings["enabled"] else " (when enabled)"
     lines.append(f"<b>{_html.escape(layout.name)}, {width}x{height} px</b>, drawn at peak time "
                  f"(time {settings['peak_time']:g}){state}.")
-    if not any(v.plan is not None and v.plan.changes_anything for v in vs):
+    if not any(v.changed for v in vs):
         lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
                      "rates of 1 or less): the extension would leave every layer as it is.")
     elif est is not None:
@@ -215,9 +215,8 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")
     reads = []
     for v in vs:
-        if v.plan is not None and v.plan.changes_anything:
-            q = token_at(v, point)
-            reads.append(f"{v.block[:3]} L{v.level} {len(v.attended(*q))}/{v.h * v.w}")
+        if v.changed:
+            reads.append(f"{v.block[:3]} L{v.level} {int(v.reads(*token_at(v, point)).sum())}/{v.h * v.w}")
     if reads:
         lines.append(f"The red query (click the picture to move it, now at {point[0]:.0%} x {point[1]:.0%}) "
                      "reads these tokens through K/V, against all tokens without the extension: "
