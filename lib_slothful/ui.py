@@ -17,7 +17,7 @@ from . import gate
 from .infotext import paste_value
 from .params import BY_KEY, DEFAULTS, PARAMS, Param, from_args, matches_preset, with_preset
 from .picture import point_from_click, render, token_at, views
-from .preview import as_html, preview, total_kept
+from .preview import as_html, preview
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
 METHOD_BY_LABEL = {label: value for value, label in BY_KEY["method"].choices}
@@ -201,10 +201,15 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
     if not any(v.changed for v in vs):
         lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
                      "rates of 1 or less): the extension would leave every layer as it is.")
-    elif est is not None:
+    elif est is None:
+        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets).")
+    else:
         if est < 1.0:
             lines.append(f"Speed: these settings cost more attention than they save "
                          f"(estimate {est:.2f}x, sharing across the batch adds K/V).")
+        elif est < 1.05:
+            lines.append(f"Speed: at most {est:.2f}x, nothing to gain at this size: the extension's own work "
+                         "(pooling, tiling) may cost more than it saves. Use it here for the look, if at all.")
         else:
             lines.append(f"Speed: <b>at most {est:.2f}x faster UNet</b> over a sampling run at this size "
                          "(an upper bound from the FLOP model; measured figures are in docs/benchmarks.md).")
@@ -222,6 +227,6 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
                      "reads these tokens through K/V, against all tokens without the extension: "
                      + ", ".join(reads) + ". Faded tokens are not read; blue cells are pooled windows, "
                      "dark dots picked tokens, orange the global sample, boxes the tiles.")
-    table = as_html(rows, f"self-attention FLOPs kept {total_kept(rows):.0%}")
+    table = as_html(rows, "All layers")
     return ("<div class='slothful-caption'>" + "<br>".join(lines)
             + f"<details><summary>Numbers per level</summary>{table}</details></div>")

@@ -56,7 +56,9 @@ def cell_payload(args, settings: dict | None) -> dict:
 def grid(cells: dict, rows: list, cols: list, tile: int, caption: str):
     from PIL import Image, ImageDraw
 
-    head, side, foot = 40, 190, 16
+    head, foot = 40, 16
+    d = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    side = 12 + int(max([d.textlength(r) for r in rows] + [100]))  # the row labels fit beside the images
     img = Image.new("RGB", (side + tile * len(cols), head + (tile + foot) * len(rows) + 24), "white")
     d = ImageDraw.Draw(img)
     d.text((8, 6), caption, fill="black")
