@@ -18,10 +18,10 @@ from benchmarks.unets import SD15, SDXL, build_unet, call_unet, unet_inputs, use
 from lib_slothful import build_patches
 from lib_slothful.hosts import a1111
 from lib_slothful.hosts.common import attention_levels, model_channels
+from lib_slothful.params import BY_KEY
 from lib_slothful.preview import SD1, SDXL as SDXL_LAYOUT, as_text, preview
 
-METHODS = [("Slothful", "slothful"), ("Near-sighted Tile", "nearsighted_tile"),
-           ("Near-sighted Attention", "nearsighted_attention")]
+METHODS = [(label, value) for value, label in BY_KEY["method"].choices]  # from the parameter table
 
 
 def main(argv=None):

@@ -15,16 +15,14 @@ from lib_slothful import build_patches
 from lib_slothful.hosts import a1111
 from lib_slothful.hosts.common import attention_levels, model_channels
 from lib_slothful.plan import plan_layer
-from lib_slothful.preview import layer_macs
+from lib_slothful.flops import layer_macs
 from lib_slothful.arith import find_level, time_from_timestep
-from lib_slothful.params import validate
+from lib_slothful.params import preset_values, validate
 
 SPEED = {
     "slothful": {"method": "slothful", "time_decay": 0.0, "in_slothful": 9.0, "out_slothful": 9.0},
     "nearsighted_tile": {"method": "nearsighted_tile", "tile_size": 24, "global_ratio": 0.25},
-    "nearsighted_attention": {"method": "nearsighted_attention", "time_decay": 0.0, "base_tile_size": 24,
-                              "peak_tile_size": 24, "base_global_ratio": 0.3, "peak_global_ratio": 0.3,
-                              "out_slothful": 6.0},
+    "nearsighted_attention": preset_values("speed_large"),  # the "Speed for large images" preset
 }
 # K/V = 1/4 of the tokens at the first attention level only, at every step: the peers' budget.
 BUDGET = {"method": "slothful", "time_decay": 0.0, "in_slothful": 4.0, "out_slothful": 4.0,

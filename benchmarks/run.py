@@ -7,9 +7,11 @@ Real ldm UNets with random weights (benchmarks/unets.py), attention through torc
 scaled_dot_product_attention (A1111's "sdp").  One timed unit is one UNet forward per timestep in
 --timesteps (a short sampling run).  After a warm-up, each round times the unpatched UNet and every
 variant, in an order rotated from round to round; the ratio is median(baseline) / median(variant).
-Next to it: the FLOP ceiling, baseline FLOPs / variant FLOPs with the UNet's FLOPs counted by
-torch's FlopCounterMode on a meta-device copy and the self-attention part of each variant counted
-per layer (performance-anchors.md section 3), and the share of that ceiling reached.
+Next to it: the FLOP ceiling, baseline FLOPs / variant FLOPs with the UNet's FLOPs from the analytic
+model lib_slothful/flops.py (the number the accordion shows) and the self-attention part of each
+variant counted per layer (performance-anchors.md section 3), and the share of that ceiling reached.
+At every size the analytic count is first checked against torch's FlopCounterMode on a meta-device
+copy of the UNet (`count_flops`); a mismatch stops the benchmark.
 Writes <out>/<tag>.md, .json and .png; with --update-docs also the device's section of
 docs/benchmarks.md.
 """
@@ -28,9 +30,11 @@ import torch
 
 from benchmarks import peers
 from benchmarks.unets import SD15, SDXL, build_unet, call_unet, unet_inputs, use_sdpa
-from lib_slothful.hosts.common import attention_levels, attn1_layers, model_channels
+from lib_slothful import flops
+from lib_slothful.hosts.common import attn1_layers, blocks_by_level
 
 MODELS = {"sd15": SD15, "sdxl": SDXL}
+ARCH = {"sd15": "SD1.x", "sdxl": "SDXL"}  # their rows in flops.ARCHS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -53,32 +57,50 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def count_flops(shape, batch, px, timesteps):
-    """(UNet FLOPs for the unit, [(block, tokens, channels, heads)] of every attn1 call), on meta."""
+def count_flops(shape, batch, H, W):
+    """(FLOPs of one UNet call on a batch of H x W latents counted by torch's FlopCounterMode,
+    [(block, level, tokens, channels, heads)] of every attn1 call in order), on a meta-device UNet."""
     from torch.utils.flop_counter import FlopCounterMode
 
     unet = build_unet(shape, device="meta")
+    level = {id(m): lv for _, lv, block in blocks_by_level(unet) for name, m in block.named_modules()
+             if name.endswith("attn1")}  # the level in the module tree (a token count can fit several)
     layers = []
     hooks = [m.register_forward_pre_hook(
-        lambda mod, args, blk=block[0]: layers.append((blk, args[0].shape[1], args[0].shape[2], int(mod.heads))))
+        lambda mod, args, blk=block[0]: layers.append(
+            (blk, level[id(mod)], args[0].shape[1], args[0].shape[2], int(mod.heads))))
         for _, m, block in attn1_layers(unet)]
-    x, ts, ctx, y = unet_inputs(unet, batch, px // 8, px // 8)
+    x, ts, ctx, y = unet_inputs(unet, batch, H, W)
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        call_unet(unet, x, ts, ctx, y)
-    for h in hooks:
-        h.remove()
-    return counter.get_total_flops() * len(timesteps), layers, model_channels(unet), min(attention_levels(unet))
+    try:
+        with counter, torch.no_grad():
+            call_unet(unet, x, ts, ctx, y)
+    finally:
+        for h in hooks:
+            h.remove()
+    return counter.get_total_flops(), layers
 
 
-def ceiling(variant, base_flops, layers, batch, px, timesteps, mc, first):
+def check_flop_model(key, batch, H, W):
+    """The analytic UNet MACs (lib_slothful/flops.py) against FlopCounterMode's count and the attn1
+    layers the hooks see; raises if they differ (the ceilings would be wrong)."""
+    counted, layers = count_flops(MODELS[key], batch, H, W)
+    macs = flops.unet_macs(ARCH[key], H, W)
+    listed = [(a.block, a.level, a.tokens, a.channels, a.heads) for a in macs.attn1 for _ in range(a.count)]
+    if abs(counted / 2 - batch * macs.total) > 1e-9 * counted or listed != layers:
+        raise RuntimeError(f"flops.unet_macs({ARCH[key]!r}, {H}, {W}) disagrees with FlopCounterMode: "
+                           f"{batch * macs.total:.6g} vs {counted / 2:.6g} MACs, or the attn1 layers differ")
+
+
+def ceiling(variant, arch, px, timesteps):
+    """Unpatched / patched UNet FLOPs of `variant` over one call per timestep at px x px (batch
+    cancels out): flops.unet_macs with each attn1 layer at the variant's own per-layer MACs."""
     H = W = px // 8
-    saved = 0.0
-    for t in timesteps:
-        for block, n, c, heads in layers:
-            base = 4.0 * n * c * c + 2.0 * n * n * c
-            saved += 2 * batch * (base - variant.sa_macs(block, n, c, heads, H, W, t, mc, first))
-    return base_flops / (base_flops - saved)
+    a = flops.ARCHS[arch]
+    mc, first = a.model_channels, min(a.attention_levels)
+    return flops.ratio(flops.unet_macs(a, H, W),
+                       lambda l, t: variant.sa_macs(l.block, l.tokens, l.channels, l.heads, H, W, t, mc, first),
+                       timesteps)
 
 
 def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
@@ -87,7 +109,7 @@ def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
     unet = build_unet(shape, device=device, dtype=dtype)
     rows = []
     for px in sizes:
-        base_flops, layers, mc, first = count_flops(shape, batch, px, timesteps)
+        check_flop_model(key, batch, px // 8, px // 8)
         inputs = [unet_inputs(unet, batch, px // 8, px // 8, t=t) for t in timesteps]
 
         def unit():
@@ -130,7 +152,7 @@ def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
                          ratio=1.0, ceiling=1.0, reached=1.0, mem_gib=base_mem))
         for v in variants:
             med = statistics.median(times[v.name])
-            ceil = ceiling(v, base_flops, layers, batch, px, timesteps, mc, first)
+            ceil = ceiling(v, ARCH[key], px, timesteps)
             ratio = base / med
             rows.append(dict(model=shape.name, px=px, variant=v.name, method=v.method, ms=med * 1e3, ratio=ratio,
                              ceiling=ceil, reached=ratio / ceil,

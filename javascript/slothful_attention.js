@@ -33,10 +33,16 @@
         "concat_local": "Each tile also attends to the same tile of the other images in its batch (cond and uncond kept apart). Makes batch images more alike; costs more attention.",
         "concat_global": "The global sample comes from every image in the batch (cond and uncond kept apart).",
         "first_pass": "Apply during the normal (first) sampling pass.",
-        "hires_pass": "Apply during the hires. fix (second) pass, at its own size."
+        "hires_pass": "Apply during the hires. fix (second) pass, at its own size.",
+        "preset": "A starting point: choosing one sets every control to its default, then to the preset's values. Slothful node (ComfyUI defaults): The 2023 Slothful Attention node at its defaults, quirks included (ComfyUI-compatible profile). Near-sighted Tile node (ComfyUI defaults): The 2023 Near-sighted Tile node at its defaults: 32-token tiles, global sample half a tile (ComfyUI-compatible profile). Near-sighted Attention node (ComfyUI defaults): The 2025 Near-sighted Attention node at its defaults: tiles 32 to 48 tokens, global ratio 1.0 to 0.5, Slothful reduction in 6 / out 4 (ComfyUI-compatible profile). Keep composition: Slothful later and shorter (peak 0.5, decay 2.5): texture and detail change, the layout stays close to the image without the extension. Softer / bokeh: Slothful with pooled keys on the input blocks (In K blend 0.5): a bokeh-like, less noisy look. Crisper / more contrast: Slothful with MAX pooling on the output blocks and pooled values there (Out V blend 0.5): harder contrast, crisper edges. Speed for large images: Near-sighted Attention at every step with 24-token tiles and a small global sample: the largest speed-up, for 1024 px and up on SD1.5 (2048 px on SDXL); the look changes too. Hires. fix pass only: Near-sighted Attention in the hires. fix pass only, at any size: the first pass is left as it is, the large second pass gets faster.",
+        "size_gate": "Image size gate, checked for each pass at its own size (so a small first pass can run without the extension while the hires. fix pass uses it). Any size: always apply. A size: apply when width x height is at least that many pixels. Auto: Slothful applies at any size (it is an image control); the Near-sighted methods apply where the speed estimate (the FLOP model) gives at least 1.2x, i.e. where they can pay off."
     };
     const PREVIEW = "What the current settings do at this width x height, per UNet level and block group, at peak time: " +
-        "query tokens, K/V tokens each query attends to, tiles, and the share of self-attention FLOPs kept.";
+        "the speed estimate (an upper bound), whether Apply from lets them run, and the tokens the red query reads. " +
+        "Numbers per level: query tokens, K/V tokens each query attends to, tiles, share of self-attention FLOPs kept.";
+    const PICTURE = "Each panel is one attention level's token grid (zoomed beside it where tokens are small). " +
+        "Boxes: tiles. Blue: pooled K/V windows; dark dots: picked tokens; orange: the global sample. " +
+        "Click a token to see what its query reads; faded tokens are not read.";
 
     function setTitle(el, text) {
         if (!el) return;
@@ -58,6 +64,7 @@
                 setTitle(gradioApp().getElementById(prefix + "enabled-visible-checkbox"), HELP.enabled);
             }
             setTitle(gradioApp().getElementById(prefix + "preview"), PREVIEW);
+            setTitle(gradioApp().getElementById(prefix + "picture"), PICTURE);
         });
     });
 })();

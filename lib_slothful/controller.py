@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import gate
 from .infotext import KEY as INFOTEXT_KEY, format_settings
-from .params import from_args, validate
+from .params import from_args, validate, with_preset
 
 TITLE = "Slothful Attention"
 XYZ_ATTR = "slothful_attention_xyz"  # per-cell overrides set by X/Y/Z axes on the copied `p`
@@ -30,10 +31,13 @@ class SettingsError(ValueError):
 
 def resolve(args, overrides: dict | None = None) -> dict:
     """Validated settings from the script's arguments plus X/Y/Z overrides.  An axis of ours other
-    than Enabled turns the extension on for its cells, as named API arguments do."""
+    than Enabled turns the extension on for its cells, as named API arguments do.  A Preset axis
+    applies its preset first, so another axis (Method, say) changes the preset's cells."""
     settings = from_args(args)
     if overrides:
         wanted = {"enabled": True} if "enabled" not in overrides else {}
+        if "preset" in overrides:
+            settings = with_preset(settings, overrides["preset"])
         settings = validate({**settings, **wanted, **overrides})
     return settings
 
@@ -59,10 +63,11 @@ class Run:
 
 class Controller:
     """`make_host(p, run, controller)` returns the Host adapter for `p` (see `hosts.host_for`);
-    `current_unet()` the UNet the sampler is about to call (it changes when the refiner switches)."""
+    `current_unet()` the UNet the sampler is about to call (it changes when the refiner switches);
+    `layout_of(p)` the model's preview layout, for the size gate's speed estimate."""
 
-    def __init__(self, make_host, current_unet=lambda: None):
-        self.make_host, self.current_unet = make_host, current_unet
+    def __init__(self, make_host, current_unet=lambda: None, layout_of=lambda p: None):
+        self.make_host, self.current_unet, self.layout_of = make_host, current_unet, layout_of
         self.run: Run | None = None
         self.progress = 0.0  # fraction of the current pass's steps, from the CFG denoiser
         self.rows = (0, 0)  # (cond rows, uncond rows) of the current denoiser call
@@ -94,10 +99,16 @@ class Controller:
             run.host.fail(p, run.error)
             return
         hires = bool(getattr(p, "is_hr_pass", False))
+        name = "hires. fix" if hires else "first"
         if not run.settings["hires_pass" if hires else "first_pass"]:
             run.host.remove()
-            run.note(f"the {'hires. fix' if hires else 'first'} pass is switched off in the settings: "
-                     "it runs without Slothful Attention")
+            run.note(f"the {name} pass is switched off in the settings: it runs without Slothful Attention")
+            return
+        width, height = pass_size(p, hires)
+        size_gate = gate.check(run.settings, self.layout_of(p), width, height)
+        if not size_gate.applies:
+            run.host.remove()
+            run.note(f"the {name} pass runs without Slothful Attention: {size_gate.reason}")
             return
         if run.host.install(p, hires):
             run.passes_on += 1
@@ -154,6 +165,15 @@ class Controller:
         if run is not None and run.host is not None:
             run.host.remove()
         return run
+
+
+def pass_size(p, hires: bool) -> tuple[int, int]:
+    """(width, height) in px of the pass about to sample: the hires. fix target in the hires pass."""
+    if hires:
+        w, h = getattr(p, "hr_upscale_to_x", 0), getattr(p, "hr_upscale_to_y", 0)
+        if w and h:
+            return int(w), int(h)
+    return int(getattr(p, "width", 512)), int(getattr(p, "height", 512))
 
 
 def _rows(cond) -> int:

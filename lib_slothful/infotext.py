@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from .params import BY_KEY, PARAMS, Param, Settings, check_value, read_bool, validate
+from .params import BY_KEY, PARAMS, Param, Settings, check_value, matches_preset, read_bool, validate
 
 KEY = "Slothful Attention"
 
@@ -29,11 +29,14 @@ def _text(p: Param, value) -> str:
 
 
 def format_settings(settings: dict) -> str:
-    """The infotext value for enabled settings: `method` always, then every non-default setting."""
+    """The infotext value for enabled settings: `method` always, then every non-default setting.
+    The values are what ran; `preset` is named only while the values are still exactly the
+    preset's, so a name never stands for values it does not have."""
     s = validate(settings)
     parts = [f"method={s['method']}"]
+    named = matches_preset(s)
     for p in PARAMS:
-        if p.key in ("enabled", "method") or s[p.key] == p.default:
+        if p.key in ("enabled", "method") or s[p.key] == p.default or (p.key == "preset" and not named):
             continue
         parts.append(f"{p.key}={_text(p, s[p.key])}")
     return " ".join(parts)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .presets import CUSTOM, PRESETS
+
 SLOTHFUL = "slothful"
 TILE = "nearsighted_tile"
 NSA = "nearsighted_attention"
@@ -149,6 +151,19 @@ PARAMS: tuple[Param, ...] = tuple([
           help="Apply during the normal (first) sampling pass."),
     Param("hires_pass", "Hires. fix pass", "bool", True, section="passes",
           help="Apply during the hires. fix (second) pass, at its own size."),
+    # Appended after the passes so that positional API arguments of earlier versions keep their places.
+    Param("preset", "Preset", "choice", CUSTOM, section="main",
+          choices=tuple((pr.key, pr.label) for pr in PRESETS),
+          help="A starting point: choosing one sets every control to its default, then to the preset's "
+               "values. " + " ".join(f"{pr.label}: {pr.help}" for pr in PRESETS[1:])),
+    Param("size_gate", "Apply from", "choice", "auto", section="passes",
+          choices=(("auto", "Auto"), ("always", "Any size"), ("768", "768x768 px"), ("1024", "1024x1024 px"),
+                   ("1536", "1536x1536 px"), ("2048", "2048x2048 px")),
+          help="Image size gate, checked for each pass at its own size (so a small first pass can run "
+               "without the extension while the hires. fix pass uses it). Any size: always apply. A size: "
+               "apply when width x height is at least that many pixels. Auto: Slothful applies at any size "
+               "(it is an image control); the Near-sighted methods apply where the speed estimate (the "
+               "FLOP model) gives at least 1.2x, i.e. where they can pay off."),
 ])
 
 BY_KEY: dict[str, Param] = {p.key: p for p in PARAMS}
@@ -242,18 +257,52 @@ def validate(settings: Mapping | None) -> Settings:
     return Settings({p.key: check_value(p, settings.get(p.key, p.default)) for p in PARAMS})
 
 
+def preset_values(key: str) -> dict:
+    """The values a preset sets (every other setting takes its default when it is chosen)."""
+    for pr in PRESETS:
+        if pr.key == key:
+            return {"preset": key, **pr.values}
+    raise ValueError(f"preset: {key!r} is not allowed; expected {BY_KEY['preset'].range_text()}")
+
+
+def with_preset(settings: Mapping, key: str) -> dict:
+    """`settings` with the preset chosen: defaults, then the preset's values; `enabled` is kept."""
+    if key == CUSTOM:
+        return {**settings, "preset": CUSTOM}
+    return {**DEFAULTS, "enabled": settings.get("enabled", DEFAULTS["enabled"]), **preset_values(key)}
+
+
+def matches_preset(settings: Settings) -> bool:
+    """The settings are exactly their preset's (not changed after choosing it)."""
+    key = settings["preset"]
+    return key == CUSTOM or validate(with_preset(settings, key)) == settings
+
+
 def from_args(args) -> Settings:
     """Settings from script arguments: positional in table order, or one dict of named keys.
-    A dict means the extension is wanted, so it is enabled unless it says `"enabled": false`."""
+    A dict means the extension is wanted, so it is enabled unless it says `"enabled": false`; a
+    `preset` in it is applied first and the other keys given change it."""
     args = list(args)
     if args and isinstance(args[0], dict):
         named = dict(args[0])
         named.setdefault("enabled", True)
+        if "preset" in named:
+            preset = check_value(BY_KEY["preset"], named["preset"])
+            named = {**with_preset(named, preset), **named, "preset": preset}
         return validate(named)
     if len(args) > len(PARAMS):
         raise ValueError(f"too many arguments: {len(args)} given, {len(PARAMS)} expected in the order "
                          + ", ".join(BY_KEY))
     return validate({p.key: v for p, v in zip(PARAMS, args)})
+
+
+def _check_presets():
+    """Every preset validates against the table (at import: a bad preset is a bug, not a user error)."""
+    for pr in PRESETS:
+        validate({**pr.values, "preset": pr.key})
+
+
+_check_presets()
 
 
 def to_args(settings: Mapping) -> list:

@@ -1,17 +1,19 @@
 """What the settings do to a model at an image size: per level and block group, Q tokens, K/V tokens,
 tiles and the share of self-attention FLOPs kept.  Built from the same `plan_layer` the patches run.
 
-Self-attention cost of one layer in multiply-adds, N tokens of C channels:
+Self-attention cost of one layer in multiply-adds, N tokens of C channels (`flops.layer_macs`):
   unpatched:  Q and out projections 2*N*C^2 + K and V projections 2*N*C^2 + core 2*N*N*C
   patched:    2*Nq*C^2 + 2*Nkv_fed*C^2 + 2*tiles*Lq*Lkv*C
 where Nq counts tiled query rows (overlap or padding included) and Nkv_fed every K/V row projected
-(a global sample is projected once per tile).
+(a global sample is projected once per tile).  The presets SD1 / SD2 / SDXL are derived from the
+architecture table in `flops.py` (`flops.ceiling` gives the whole UNet's FLOP ceiling).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .arith import level_grid
+from .flops import ARCHS, layer_macs
 from .params import validate
 from .plan import plan_layer
 
@@ -33,23 +35,15 @@ class ModelLayout:
     groups: tuple  # LayerGroup, in UNet order
 
 
-def _sd(name, heads):
-    g = []
-    for block, levels, per in (("input", (0, 1, 2), 2), ("output", (2, 1, 0), 3)):
-        for lv in levels:
-            c = 320 * 2 ** lv
-            g.append(LayerGroup(block, lv, c, heads(c), per))
-        if block == "input":
-            g.append(LayerGroup("middle", 3, 1280, heads(1280), 1))
-    return ModelLayout(name, 320, (0, 1, 2), tuple(g))
+def layout_of_arch(arch) -> ModelLayout:
+    """The preview layout of a `flops.Arch`: its attn1 layers per block group and level."""
+    return ModelLayout(arch.name, arch.model_channels, arch.attention_levels,
+                       tuple(LayerGroup(*g) for g in arch.attn1_groups()))
 
 
-SD1 = _sd("SD1.x", lambda c: 8)
-SD2 = _sd("SD2.x", lambda c: c // 64)
-SDXL = ModelLayout("SDXL", 320, (1, 2), (
-    LayerGroup("input", 1, 640, 10, 2 * 2), LayerGroup("input", 2, 1280, 20, 2 * 10),
-    LayerGroup("middle", 2, 1280, 20, 10),
-    LayerGroup("output", 2, 1280, 20, 3 * 10), LayerGroup("output", 1, 640, 10, 3 * 2)))
+SD1 = layout_of_arch(ARCHS["SD1.x"])
+SD2 = layout_of_arch(ARCHS["SD2.x"])
+SDXL = layout_of_arch(ARCHS["SDXL"])
 
 
 @dataclass(frozen=True)
@@ -67,20 +61,6 @@ class Row:
     @property
     def kept(self) -> float:
         return self.macs / self.macs_base
-
-
-def layer_macs(n: int, c: int, plan) -> tuple[float, float, int, int, int]:
-    """(unpatched MACs, patched MACs, query rows, K/V per query, tiles) of one layer, batch 1."""
-    base = 4.0 * n * c * c + 2.0 * n * n * c
-    if plan is None or not plan.changes_anything:
-        return base, base, n, n, 1
-    tiles = plan.tiles.count if plan.tiles else 1
-    lq = plan.tiles.tokens if plan.tiles else n
-    local = plan.local.tokens if plan.local else lq
-    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
-    lkv = local + glob
-    macs = 2.0 * tiles * lq * c * c + 2.0 * tiles * lkv * c * c + 2.0 * tiles * lq * lkv * c
-    return base, macs, tiles * lq, lkv, tiles
 
 
 def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: float | None = None) -> list[Row]:

@@ -1,19 +1,30 @@
 """The accordion, built from the parameter table (gradio 3.41 and 4.x; no WebUI import).
 
-`build_ui` returns the controls in table order (the script's argument order) and the preview HTML;
-the caller passes the host's `InputAccordion` and its `elem_id` helper.  Controls that do not apply
-to the chosen method are hidden; the middle-block column is hidden in the ComfyUI profile, which
-ignores it.
+In view: Method and Preset, the two pass switches with the size gate, the picture of what the
+settings do at the tab's width x height, and the speed estimate.  The schedule, the per-block groups,
+the tiling and the profile live in an "Advanced" fold that opens by itself when a paste or a preset
+sets something there that is not its default.  Which controls a method uses is `Param.methods`
+(the middle column is also hidden in the ComfyUI profile, which ignores it).
+
+`build_ui` returns the controls in table order (the script's argument order); the caller passes the
+host's `InputAccordion`, its `elem_id` helper and the function that draws the preview.
 """
 from __future__ import annotations
 
+import html as _html
+
+from . import gate
 from .infotext import paste_value
-from .params import BY_KEY, NSA, PARAMS, TILE, Param, from_args
+from .params import BY_KEY, DEFAULTS, PARAMS, Param, from_args, matches_preset, with_preset
+from .picture import point_from_click, render, token_at, views
 from .preview import as_html, preview
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
 METHOD_BY_LABEL = {label: value for value, label in BY_KEY["method"].choices}
 COMFY_LABEL = dict(BY_KEY["profile"].choices)["comfyui"]
+IN_VIEW = ("enabled", "method", "preset", "first_pass", "hires_pass", "size_gate")
+ADVANCED = tuple(p.key for p in PARAMS if p.key not in IN_VIEW)
+CENTRE = (0.5, 0.5)
 
 
 def _section(section):
@@ -21,11 +32,14 @@ def _section(section):
 
 
 def visible_sections(method_label: str, profile_label: str) -> dict:
-    """Which parts of the accordion are shown for a method and profile (dropdown labels)."""
+    """What is shown for a method and profile (dropdown labels): every parameter by its `methods`,
+    a section when one of its parameters is."""
     m = METHOD_BY_LABEL.get(method_label, method_label)
-    shown = {"schedule": m != TILE, "groups": m != TILE, "middle": profile_label != COMFY_LABEL,
-             "tiling": m in (TILE, NSA)}
-    shown.update({p.key: m in p.methods for p in _section("tiling")})
+    shown = {p.key: m in p.methods for p in PARAMS}
+    for section in ("schedule", "in", "middle", "out", "tiling"):
+        shown[section] = any(shown[p.key] for p in _section(section))
+    shown["groups"] = shown["in"] or shown["out"]
+    shown["middle"] = shown["middle"] and profile_label != COMFY_LABEL
     return shown
 
 
@@ -38,39 +52,49 @@ def make_control(gr, p: Param, elem_id, visible=True):
     return gr.Slider(minimum=p.minimum, maximum=p.maximum, step=p.step, value=p.default, **kw)
 
 
-def build_ui(gr, input_accordion, elem_id, preview_fn=None, size_inputs=()):
+def shown_value(p: Param, value):
+    """A setting as its control shows it (dropdowns show labels)."""
+    return dict(p.choices)[value] if p.kind == "choice" else value
+
+
+def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
     """Build the controls inside the current gr.Blocks context.  Returns (controls in table order,
-    preview HTML).  `preview_fn(*control_values, *size_values) -> html` fills the preview whenever a
-    control or one of `size_inputs` (the tab's width and height sliders) changes."""
-    shown = visible_sections(dict(BY_KEY["method"].choices)[BY_KEY["method"].default],
-                             dict(BY_KEY["profile"].choices)[BY_KEY["profile"].default])
+    picture).  With `layout_fn() -> ModelLayout` (the loaded model's), the preview is drawn whenever
+    a control or one of `size_inputs` (the tab's width and height) changes, and when the picture is
+    clicked (the clicked token becomes the point)."""
+    shown = visible_sections(dict(BY_KEY["method"].choices)[DEFAULTS["method"]],
+                             dict(BY_KEY["profile"].choices)[DEFAULTS["profile"]])
     c, box = {}, {}
     enabled = PARAMS[0]
     with input_accordion(enabled.default, label=enabled.label, elem_id=elem_id(enabled.key)) as acc:
         c[enabled.key] = acc
         with gr.Row():
-            for key in ("method", "profile"):
+            for key in ("method", "preset"):
                 c[key] = make_control(gr, BY_KEY[key], elem_id)
-        with gr.Row(visible=shown["schedule"]) as box["schedule"]:
-            for p in _section("schedule"):
-                c[p.key] = make_control(gr, p, elem_id)
-        with gr.Row(visible=shown["groups"]) as box["groups"]:
-            for section in ("in", "middle", "out"):
-                with gr.Column(min_width=160, visible=shown.get(section, True)) as col:
-                    gr.HTML(f"<b>{SECTION_TITLES[section]}</b>")
-                    for p in _section(section):
-                        c[p.key] = make_control(gr, p, elem_id)
-                box[section] = col
-        with gr.Group(visible=shown["tiling"]) as box["tiling"]:
-            for kinds in (("int", "float"), ("bool",)):
-                with gr.Row():
-                    for p in _section("tiling"):
-                        if p.kind in kinds:
-                            c[p.key] = make_control(gr, p, elem_id, visible=shown[p.key])
         with gr.Row():
-            for p in _section("passes"):
-                c[p.key] = make_control(gr, p, elem_id)
-        preview = gr.HTML(value="", elem_id=elem_id("preview"))
+            for key in ("first_pass", "hires_pass", "size_gate"):
+                c[key] = make_control(gr, BY_KEY[key], elem_id)
+        picture = gr.Image(value=None, type="pil", interactive=False, show_label=False,
+                           elem_id=elem_id("picture"))
+        caption = gr.HTML(value="", elem_id=elem_id("preview"))
+        with gr.Accordion("Advanced", open=False, elem_id=elem_id("advanced")) as advanced:
+            c["profile"] = make_control(gr, BY_KEY["profile"], elem_id)
+            with gr.Row(visible=shown["schedule"]) as box["schedule"]:
+                for p in _section("schedule"):
+                    c[p.key] = make_control(gr, p, elem_id)
+            with gr.Row(visible=shown["groups"]) as box["groups"]:
+                for section in ("in", "middle", "out"):
+                    with gr.Column(min_width=160, visible=shown[section]) as box[section]:
+                        gr.HTML(f"<b>{SECTION_TITLES[section]}</b>")
+                        for p in _section(section):
+                            c[p.key] = make_control(gr, p, elem_id)
+            with gr.Group(visible=shown["tiling"]) as box["tiling"]:
+                for kinds in (("int", "float"), ("bool",)):
+                    with gr.Row():
+                        for p in _section("tiling"):
+                            if p.kind in kinds:
+                                c[p.key] = make_control(gr, p, elem_id, visible=shown[p.key])
+        point = gr.State(CENTRE)
 
     controls = [c[p.key] for p in PARAMS]
     tiling = [c[p.key] for p in _section("tiling")]
@@ -83,11 +107,71 @@ def build_ui(gr, input_accordion, elem_id, preview_fn=None, size_inputs=()):
     outputs = [box["schedule"], box["groups"], box["middle"], box["tiling"]] + tiling
     for trigger in (c["method"], c["profile"]):
         trigger.change(on_choice, inputs=[c["method"], c["profile"]], outputs=outputs, show_progress="hidden")
-    if preview_fn is not None:
+
+    def on_preset(label):  # the user's choice only (.input): a paste sets the name, not the values
+        return preset_updates(gr, label)
+
+    c["preset"].input(on_preset, inputs=[c["preset"]], outputs=controls, show_progress="hidden")
+
+    advanced_controls = [c[k] for k in ADVANCED]
+
+    def on_advanced(*values):
+        return gr.update(open=True) if advanced_changed(values) else gr.update()
+
+    for trigger in advanced_controls:
+        trigger.change(on_advanced, inputs=advanced_controls, outputs=[advanced], show_progress="hidden")
+
+    if layout_fn is not None:
         inputs = controls + list(size_inputs)
+
+        def on_change(where, *values):
+            return preview_outputs(values[:len(PARAMS)], layout_fn(), *values[len(PARAMS):], point=where)
+
         for trigger in inputs:
-            trigger.change(preview_fn, inputs=inputs, outputs=[preview], show_progress="hidden")
-    return controls, preview
+            trigger.change(on_change, inputs=[point] + inputs, outputs=[picture, caption], show_progress="hidden")
+
+        def on_click(evt, where, *values):
+            layout, size = layout_fn(), values[len(PARAMS):]
+            new = click_point(values[:len(PARAMS)], layout, *size, point=where, index=evt.index)
+            return (*preview_outputs(values[:len(PARAMS)], layout, *size, point=new), new)
+
+        # gradio passes the click's SelectData to the argument annotated with it; `gr` is the
+        # caller's module (3.41 or 4.x), so the annotation is set here rather than in the signature.
+        on_click.__annotations__ = {"evt": gr.SelectData}
+
+        picture.select(on_click, inputs=[point] + inputs, outputs=[picture, caption, point], show_progress="hidden")
+    return controls, picture
+
+
+def preset_updates(gr, label) -> list:
+    """Updates for every control (table order) when the preset with this label is chosen."""
+    key = {lab: v for v, lab in BY_KEY["preset"].choices}.get(label, label)
+    if key == "custom":
+        return [gr.update() for _ in PARAMS]
+    values = with_preset({}, key)
+    return [gr.update() if p.key == "enabled" else gr.update(value=shown_value(p, values[p.key])) for p in PARAMS]
+
+
+def advanced_changed(values) -> bool:
+    """Some control in the Advanced fold (values in `ADVANCED` order) is not at its default."""
+    for key, v in zip(ADVANCED, values):
+        p = BY_KEY[key]
+        if v != shown_value(p, p.default) and v != p.default:
+            return True
+    return False
+
+
+def click_point(values, layout, width=512, height=512, point=CENTRE, index=None):
+    """The new point after a click at picture pixel `index` = [x, y] of the picture drawn for
+    `point`; the old point when the click is off the panels or the settings are invalid."""
+    try:
+        settings = from_args(values)
+    except ValueError:
+        return point
+    if not index:
+        return point
+    vs = views(settings, layout, int(width or 512), int(height or 512))
+    return point_from_click(vs, point, int(index[0]), int(index[1])) or point
 
 
 def infotext_fields(controls) -> list:
@@ -95,12 +179,54 @@ def infotext_fields(controls) -> list:
     return [(c, (lambda d, key=p.key: paste_value(d, key))) for c, p in zip(controls, PARAMS)]
 
 
-def preview_html(values, layout, width=512, height=512) -> str:
-    """The preview under the controls for the accordion's current values (in table order)."""
+def preview_outputs(values, layout, width=512, height=512, point=CENTRE):
+    """(picture, caption html) for the accordion's current values (in table order) at width x height."""
+    width, height = int(width or 512), int(height or 512)
     try:
         settings = from_args(values)
     except ValueError as e:
-        return f"<p>{e}</p>"
-    rows = preview(settings, layout, int(width), int(height))
+        return None, f"<p>{_html.escape(str(e))}</p>"
+    vs = views(settings, layout, width, height)
+    return render(vs, point), caption_html(settings, layout, width, height, vs, point)
+
+
+def caption_html(settings, layout, width, height, vs, point) -> str:
+    rows = preview(settings, layout, width, height)
+    est = gate.speed_estimate(settings, layout, width, height)
+    g = gate.check(settings, layout, width, height)
+    lines = []
     state = "" if settings["enabled"] else " (when enabled)"
-    return as_html(rows, f"{layout.name}, {int(width)}x{int(height)} px, at peak time{state}")
+    lines.append(f"<b>{_html.escape(layout.name)}, {width}x{height} px</b>, drawn at peak time "
+                 f"(time {settings['peak_time']:g}){state}.")
+    if not any(v.changed for v in vs):
+        lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
+                     "rates of 1 or less): the extension would leave every layer as it is.")
+    elif est is None:
+        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets).")
+    else:
+        if est < 1.0:
+            lines.append(f"Speed: these settings cost more attention than they save "
+                         f"(estimate {est:.2f}x, sharing across the batch adds K/V).")
+        elif est < 1.05:
+            lines.append(f"Speed: at most {est:.2f}x, nothing to gain at this size: the extension's own work "
+                         "(pooling, tiling) may cost more than it saves. Use it here for the look, if at all.")
+        else:
+            lines.append(f"Speed: <b>at most {est:.2f}x faster UNet</b> over a sampling run at this size "
+                         "(an upper bound from the FLOP model; measured figures are in docs/benchmarks.md).")
+    lines.append(("Apply from: on at this size, " if g.applies else "<b>Apply from: off at this size</b>, ")
+                 + _html.escape(g.reason) + ". The hires. fix pass is checked again at its own size.")
+    if settings["preset"] != "custom" and not matches_preset(settings):
+        label = dict(BY_KEY["preset"].choices)[settings["preset"]]
+        lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")
+    reads = []
+    for v in vs:
+        if v.changed:
+            reads.append(f"{v.block[:3]} L{v.level} {int(v.reads(*token_at(v, point)).sum())}/{v.h * v.w}")
+    if reads:
+        lines.append(f"The red query (click the picture to move it, now at {point[0]:.0%} x {point[1]:.0%}) "
+                     "reads these tokens through K/V, against all tokens without the extension: "
+                     + ", ".join(reads) + ". Faded tokens are not read; blue cells are pooled windows, "
+                     "dark dots picked tokens, orange the global sample, boxes the tiles.")
+    table = as_html(rows, "All layers")
+    return ("<div class='slothful-caption'>" + "<br>".join(lines)
+            + f"<details><summary>Numbers per level</summary>{table}</details></div>")

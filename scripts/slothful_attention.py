@@ -15,14 +15,15 @@ from lib_slothful import xyz
 from lib_slothful.controller import TITLE, Controller
 from lib_slothful.hosts import host_for
 from lib_slothful.hosts.common import layout_of, unet_of_model
-from lib_slothful.ui import build_ui, infotext_fields, preview_html
+from lib_slothful.ui import build_ui, infotext_fields
 
 
 def _disabled():
     return bool(getattr(shared.cmd_opts, "disable_slothful_attention", False))
 
 
-CONTROLLER = Controller(host_for, current_unet=lambda: unet_of_model(shared.sd_model))
+CONTROLLER = Controller(host_for, current_unet=lambda: unet_of_model(shared.sd_model),
+                        layout_of=lambda p: layout_of(getattr(p, "sd_model", None) or shared.sd_model))
 _EVERY_SAMPLING = hasattr(scripts.Script, "process_before_every_sampling")  # A1111 1.10+, Forge, reForge
 _SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
 
@@ -41,11 +42,8 @@ class SlothfulAttentionScript(scripts.Script):
         size = [_SIZE.get(f"{tab}_width"), _SIZE.get(f"{tab}_height")]
         size = size if None not in size else []
 
-        def preview(*values):
-            n = len(values) - len(size)
-            return preview_html(values[:n], layout_of(shared.sd_model), *values[n:])
-
-        controls, _ = build_ui(gr, InputAccordion, self.elem_id, preview_fn=preview, size_inputs=size)
+        controls, _ = build_ui(gr, InputAccordion, self.elem_id, layout_fn=lambda: layout_of(shared.sd_model),
+                               size_inputs=size)
         self.infotext_fields = infotext_fields(controls)
         return controls
 

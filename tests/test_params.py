@@ -11,7 +11,8 @@ EXPECTED_KEYS = [  # the original nodes' names, plus this extension's method / p
     "middle_mode", "middle_depth_decay", "middle_slothful", "middle_k_blend", "middle_v_blend",
     "out_mode", "out_depth_decay", "out_slothful", "out_k_blend", "out_v_blend",
     "tiling_max_depth", "tile_size", "global_ratio", "base_tile_size", "peak_tile_size",
-    "base_global_ratio", "peak_global_ratio", "concat_local", "concat_global", "first_pass", "hires_pass"]
+    "base_global_ratio", "peak_global_ratio", "concat_local", "concat_global", "first_pass", "hires_pass",
+    "preset", "size_gate"]  # appended later: positional API arguments keep their places
 
 
 def test_table_keys_and_node_defaults():

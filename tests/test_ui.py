@@ -1,11 +1,13 @@
 """The accordion in a real gradio 3.41.2 Blocks: one control per table entry, in table order, with the
-table's defaults, ranges and choices; method-dependent visibility; the preview."""
+table's defaults, ranges and choices; method-dependent visibility from `Param.methods`; presets
+filling the controls; the Advanced fold; the picture preview and its caption."""
 import gradio as gr
 
 from lib_slothful.infotext import KEY, format_settings
-from lib_slothful.params import PARAMS
+from lib_slothful.params import BY_KEY, PARAMS, from_args, to_args, validate
 from lib_slothful.preview import SD1
-from lib_slothful.ui import build_ui, infotext_fields, preview_html, visible_sections
+from lib_slothful.ui import (ADVANCED, build_ui, advanced_changed, infotext_fields, preset_updates,
+                             preview_outputs, visible_sections)
 
 
 class InputAccordion(gr.Checkbox):
@@ -29,14 +31,14 @@ def elem_id(key):
     return f"script_txt2img_slothful_attention_{key}"
 
 
-def build(preview_fn=None):
+def build():
     with gr.Blocks():
         width, height = gr.Slider(64, 2048, value=1024, label="Width"), gr.Slider(64, 2048, value=768, label="Height")
-        return build_ui(gr, InputAccordion, elem_id, preview_fn=preview_fn, size_inputs=[width, height])
+        return build_ui(gr, InputAccordion, elem_id, layout_fn=lambda: SD1, size_inputs=[width, height])
 
 
 def test_one_control_per_parameter_in_table_order():
-    controls, preview = build()
+    controls, picture = build()
     assert len(controls) == len(PARAMS)
     for c, p in zip(controls, PARAMS):
         assert c.label == p.label and c.elem_id.startswith(elem_id(p.key))
@@ -48,7 +50,7 @@ def test_one_control_per_parameter_in_table_order():
         else:
             assert isinstance(c, gr.Slider)
             assert (c.minimum, c.maximum, c.step, c.value) == (p.minimum, p.maximum, p.step, p.default)
-    assert isinstance(controls[0], InputAccordion) and preview.elem_id == elem_id("preview")
+    assert isinstance(controls[0], InputAccordion) and picture.elem_id == elem_id("picture")
 
 
 def test_ui_can_be_built_again():
@@ -61,20 +63,63 @@ def test_ui_can_be_built_again():
 def test_controls_that_do_not_apply_are_hidden():
     by_key = dict(zip([p.key for p in PARAMS], build()[0]))
     assert by_key["in_slothful"].visible and not by_key["tile_size"].visible  # default: Slothful
+    for method_value, method_label in BY_KEY["method"].choices:
+        shown = visible_sections(method_label, "Fixed (recommended)")
+        for p in PARAMS:  # the table decides, nothing restated
+            assert shown[p.key] == (method_value in p.methods), (method_label, p.key)
     tile = visible_sections("Near-sighted Tile", "Fixed (recommended)")
-    assert tile["tile_size"] and tile["global_ratio"] and not tile["base_tile_size"] and not tile["groups"]
+    assert not tile["groups"] and not tile["schedule"] and tile["tiling"]
     nsa = visible_sections("Near-sighted Attention", "ComfyUI-compatible")
-    assert nsa["base_tile_size"] and not nsa["tile_size"] and nsa["groups"] and not nsa["middle"]
+    assert nsa["groups"] and not nsa["middle"]
+
+
+def test_advanced_fold_holds_the_rest_and_opens_for_non_default_values():
+    assert set(ADVANCED) == {p.key for p in PARAMS} - {"enabled", "method", "preset", "first_pass",
+                                                        "hires_pass", "size_gate"}
+    defaults = [dict(BY_KEY[k].choices)[BY_KEY[k].default] if BY_KEY[k].kind == "choice" else BY_KEY[k].default
+                for k in ADVANCED]
+    assert not advanced_changed(defaults)
+    for i, key in enumerate(ADVANCED):  # any one control off its default opens it
+        p = BY_KEY[key]
+        other = (not p.default if p.kind == "bool" else
+                 [lab for v, lab in p.choices if v != p.default][0] if p.kind == "choice" else p.maximum)
+        assert advanced_changed(defaults[:i] + [other] + defaults[i + 1:]), key
+
+
+def test_presets_fill_every_control():
+    for value, label in BY_KEY["preset"].choices:
+        updates = preset_updates(gr, label)
+        assert len(updates) == len(PARAMS)
+        if value == "custom":
+            assert all(set(u) <= {"__type__"} for u in updates)  # changes nothing
+            continue
+        filled = {p.key: u["value"] for p, u in zip(PARAMS, updates) if "value" in u}
+        assert "enabled" not in filled and len(filled) == len(PARAMS) - 1
+        s = from_args([{**{k: v for k, v in filled.items()}, "enabled": True}])
+        assert s == from_args([{"preset": value}])  # the controls now hold exactly the preset
+        assert filled["preset"] == label
 
 
 def test_preview_follows_the_controls():
     values = [c.value for c in build()[0]]
-    html = preview_html(values, SD1, 1024, 768)
-    assert "self-attention FLOPs kept" in html and "128&times;96" in html
+    image, html = preview_outputs(values, SD1, 1024, 768)
+    assert "1024x768 px" in html and "at most" in html and image.size[0] > 100
     values[[p.key for p in PARAMS].index("method")] = "Near-sighted Attention"
-    assert html != preview_html(values, SD1, 1024, 768)
+    image2, html2 = preview_outputs(values, SD1, 1024, 768)
+    assert html2 != html and image2.tobytes() != image.tobytes()
     values[[p.key for p in PARAMS].index("in_slothful")] = 99.0
-    assert "in_slothful" in preview_html(values, SD1, 1024, 768)  # a clear message, no exception
+    image3, html3 = preview_outputs(values, SD1, 1024, 768)
+    assert image3 is None and "in_slothful" in html3  # a clear message, no exception
+
+
+def test_preview_says_when_nothing_changes_or_the_gate_keeps_it_off():
+    tile = to_args(validate({"method": "nearsighted_tile"}))
+    _, html = preview_outputs(tile, SD1, 256, 256)  # one 32-token tile at 256 px
+    assert "Nothing changes at this size" in html
+    _, html = preview_outputs(tile, SD1, 512, 512)
+    assert "Apply from: off at this size" in html
+    _, html = preview_outputs(to_args(validate({"method": "nearsighted_tile", "size_gate": "always"})), SD1, 512, 512)
+    assert "Apply from: on at this size" in html
 
 
 def test_infotext_fields_paste_each_control():

@@ -1,7 +1,8 @@
-"""Generate the README's parameter reference and the hover-help script from the parameter table.
+"""Generate the README's parameter reference and presets table, the hover-help script, and the
+preview pictures in docs/preview/ from the parameter and preset tables and the engine's plans.
 
-    python tools/gen_docs.py           # rewrite README.md's reference and javascript/slothful_attention.js
-    python tools/gen_docs.py --check   # exit 1 if either is out of date (the tests run this)
+    python tools/gen_docs.py           # rewrite README.md's tables, javascript/slothful_attention.js, docs/preview/*.png
+    python tools/gen_docs.py --check   # exit 1 if any is out of date (the tests run this; pictures by pixels)
 """
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from lib_slothful.params import METHODS, PARAMS  # noqa: E402
+from lib_slothful.presets import PRESETS  # noqa: E402
 
 README = os.path.join(ROOT, "README.md")
 JS = os.path.join(ROOT, "javascript", "slothful_attention.js")
 START, END = "<!-- params:start -->", "<!-- params:end -->"
+PRESETS_START, PRESETS_END = "<!-- presets:start -->", "<!-- presets:end -->"
+PICTURES = os.path.join(ROOT, "docs", "preview")
+# The README's preview pictures: typical sizes, Near-sighted Attention at its defaults (it shows
+# tiles, local cells and the global sample at once), the query a little up and left of the centre.
+PICTURE_CASES = (("sd15-512", "SD1.x", 512), ("sd15-1024", "SD1.x", 1024),
+                 ("sdxl-1024", "SDXL", 1024), ("sdxl-2048", "SDXL", 2048))
+PICTURE_POINT = (0.35, 0.4)
 SECTIONS = {"main": "General", "schedule": "Schedule", "in": "Input blocks", "middle": "Middle block",
             "out": "Output blocks", "tiling": "Tiling", "passes": "Passes"}
 SHORT = {"slothful": "S", "nearsighted_tile": "T", "nearsighted_attention": "A"}
@@ -55,7 +64,11 @@ def javascript() -> str:
 (function() {{
     const HELP = {json.dumps(helps, indent=8, ensure_ascii=False)[:-1]}    }};
     const PREVIEW = "What the current settings do at this width x height, per UNet level and block group, at peak time: " +
-        "query tokens, K/V tokens each query attends to, tiles, and the share of self-attention FLOPs kept.";
+        "the speed estimate (an upper bound), whether Apply from lets them run, and the tokens the red query reads. " +
+        "Numbers per level: query tokens, K/V tokens each query attends to, tiles, share of self-attention FLOPs kept.";
+    const PICTURE = "Each panel is one attention level's token grid (zoomed beside it where tokens are small). " +
+        "Boxes: tiles. Blue: pooled K/V windows; dark dots: picked tokens; orange: the global sample. " +
+        "Click a token to see what its query reads; faded tokens are not read.";
 
     function setTitle(el, text) {{
         if (!el) return;
@@ -77,24 +90,66 @@ def javascript() -> str:
                 setTitle(gradioApp().getElementById(prefix + "enabled-visible-checkbox"), HELP.enabled);
             }}
             setTitle(gradioApp().getElementById(prefix + "preview"), PREVIEW);
+            setTitle(gradioApp().getElementById(prefix + "picture"), PICTURE);
         }});
     }});
 }})();
 """
 
 
+def presets_table() -> str:
+    out = [PRESETS_START, "Generated from `lib_slothful/presets.py` by `tools/gen_docs.py`.", "",
+           "| preset (API `preset`) | label | what it does | values (others at their defaults) |", "|---|---|---|---|"]
+    for pr in PRESETS[1:]:
+        values = " ".join(f"`{k}={str(v).lower() if isinstance(v, bool) else v}`" for k, v in pr.values.items())
+        out.append(f"| `{pr.key}` | {pr.label} | {pr.help} | {values} |")
+    out.append(PRESETS_END)
+    return "\n".join(out)
+
+
+def _replace(text: str, start: str, end: str, new: str) -> str:
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md has no {start} ... {end} section")
+    return text[:text.index(start)] + new + text[text.index(end) + len(end):]
+
+
 def render() -> dict:
     text = open(README, encoding="utf-8").read()
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md has no {START} ... {END} section")
-    readme = text[:text.index(START)] + reference() + text[text.index(END) + len(END):]
-    return {README: readme, JS: javascript()}
+    text = _replace(text, START, END, reference())
+    text = _replace(text, PRESETS_START, PRESETS_END, presets_table())
+    return {README: text, JS: javascript()}
+
+
+def pictures() -> dict:
+    """{path: PIL image} of the README's preview pictures."""
+    from lib_slothful.picture import render as draw, views
+    from lib_slothful.preview import SD1, SDXL
+
+    layouts = {"SD1.x": SD1, "SDXL": SDXL}
+    out = {}
+    for name, family, px in PICTURE_CASES:
+        settings = {"enabled": True, "method": "nearsighted_attention"}
+        out[os.path.join(PICTURES, f"{name}.png")] = draw(views(settings, layouts[family], px, px), PICTURE_POINT)
+    return out
+
+
+def _same_pixels(path, image) -> bool:
+    import numpy as np
+    from PIL import Image
+
+    if not os.path.exists(path):
+        return False
+    with Image.open(path) as old:
+        return old.size == image.size and np.array_equal(np.asarray(old.convert("RGB")), np.asarray(image))
 
 
 def stale() -> list[str]:
     out = []
     for path, content in render().items():
         if not os.path.exists(path) or open(path, encoding="utf-8").read() != content:
+            out.append(os.path.relpath(path, ROOT))
+    for path, image in pictures().items():
+        if not _same_pixels(path, image):
             out.append(os.path.relpath(path, ROOT))
     return out
 
@@ -109,6 +164,9 @@ def main(argv):
     for path, content in render().items():
         with open(path, "w", encoding="utf-8") as f:
             f.write(content)
+    os.makedirs(PICTURES, exist_ok=True)
+    for path, image in pictures().items():
+        image.save(path, optimize=True)
     return 0
 
 

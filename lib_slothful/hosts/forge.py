@@ -46,6 +46,7 @@ class CallView:
         self.blocks = [parent for _, parent in _attn1_parents(unet)]
         self.swapped = None
         self.unet_calls = 0
+        self.first_block: dict = {}  # replace patch -> the first block it was seen on (one console line each)
 
     def pre(self, module, args, kwargs):
         to = kwargs.get("transformer_options") or {}
@@ -66,7 +67,9 @@ class CallView:
         block = tuple(extra_options.get("block") or ())
         fn = self.replace.get(block + (extra_options.get("block_index", 0),)) or self.replace.get(block)
         if fn is not None:
-            return f"an attn1 replace patch ({_describe(fn)}) owns {block[0]} block {block[1]}"
+            name = _describe(fn)
+            first = self.first_block.setdefault(name, block)
+            return f"an attn1 replace patch ({name}) owns {first[0]} block {first[1]} and any other it replaces"
         return None
 
 

@@ -63,7 +63,25 @@ NULL_CASES = {  # enabled, but nothing to do at this size / in this request
                                      "peak_tile_size": 16, "first_pass": False},
     "tile: one tile covering the image, no global sample": {"method": "nearsighted_tile", "tile_size": 96,
                                                             "global_ratio": 0.0},
+    "size gate: Auto keeps Near-sighted Attention off at 256 px": {
+        "method": "nearsighted_attention", "base_tile_size": 16, "peak_tile_size": 16, "size_gate": "auto"},
+    "size gate: 1024 px keeps Slothful off at 256 px": {"method": "slothful", "size_gate": "1024"},
 }
+
+
+def test_size_gate_auto_lets_slothful_run_at_small_sizes(webui, baseline):
+    r = webui.generate(ours({"method": "slothful", "size_gate": "auto"}), what="slothful, gate auto")
+    assert_differ(r, baseline, "Slothful with Apply from = Auto at 256 px")
+    assert_truth(r, baseline, "Slothful with Apply from = Auto")
+
+
+def test_preset_by_name_equals_its_values(webui):
+    from lib_slothful.params import preset_values
+    by_name = webui.generate(ours({"preset": "crisp_contrast"}), what="preset crisp_contrast")
+    by_values = webui.generate(ours({k: v for k, v in preset_values("crisp_contrast").items() if k != "preset"}),
+                               what="crisp_contrast values")
+    assert_same(by_name, by_values, "preset by name vs its values")
+    assert "preset=crisp_contrast" in (by_name.entry() or ""), by_name.infotexts[0]
 
 
 @pytest.mark.parametrize("case", list(NULL_CASES))

@@ -1,0 +1,57 @@
+"""The size gate (`size_gate`, "Apply from"): whether a sampling pass of a given size uses the
+extension, decided per pass at that pass's size.
+
+- "always": every size.
+- a side in px ("768", ...): when width x height is at least side x side.
+- "auto" (default): Slothful at every size: it is an image control first, and the benchmark finds
+  it no slower than the unpatched UNet even at 512 px.  The Near-sighted methods are speed-ups that
+  also change the image; they apply where the speed estimate (`speed_estimate`, the benchmark's FLOP
+  ceiling over a sampling run) reaches `AUTO_MIN_SPEEDUP`.  Below it the ceiling is within the
+  engine's overhead and the run-to-run noise of the CPU benchmark (+-10 %), so they could only cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import flops
+from .params import SLOTHFUL, validate
+
+AUTO_MIN_SPEEDUP = 1.2
+# The sampling run the estimate is summed over: evenly spaced times from the first step (0) to the
+# last (1), as a 20-step run of a sampler with evenly spaced timesteps.
+RUN_TIMES = tuple(i / 19 for i in range(20))
+
+
+def speed_estimate(settings, layout, width: int, height: int) -> float | None:
+    """Upper bound of the UNet speed-up for one pass of width x height px: unpatched / patched
+    multiply-adds over `RUN_TIMES`.  None when the model's family has no FLOP model."""
+    if flops.arch_of(layout) is None:
+        return None
+    return flops.ceiling(validate(settings), layout, max(1, height // 8), max(1, width // 8), RUN_TIMES)
+
+
+@dataclass(frozen=True)
+class Gate:
+    applies: bool
+    reason: str  # why, for the console and the preview
+
+
+def check(settings, layout, width: int, height: int) -> Gate:
+    s = validate(settings)
+    gate = s["size_gate"]
+    if gate == "always":
+        return Gate(True, "applied at any size")
+    if gate != "auto":
+        side = int(gate)
+        if width * height >= side * side:
+            return Gate(True, f"{width}x{height} px is at least the {side}x{side} px gate")
+        return Gate(False, f"{width}x{height} px is below the {side}x{side} px gate (Apply from)")
+    if s["method"] == SLOTHFUL:
+        return Gate(True, "Auto: Slothful is an image control, applied at any size")
+    est = speed_estimate(s, layout, width, height)
+    if est is None:
+        return Gate(True, "Auto: no speed estimate for this model, applied")
+    if est >= AUTO_MIN_SPEEDUP:
+        return Gate(True, f"Auto: at most {est:.2f}x faster UNet at {width}x{height} px, applied")
+    return Gate(False, f"Auto: at most {est:.2f}x faster UNet at {width}x{height} px, under the "
+                       f"{AUTO_MIN_SPEEDUP}x it needs to pay off (Apply from: Any size keeps it on)")

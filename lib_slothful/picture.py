@@ -1,0 +1,336 @@
+"""The picture preview: what the settings do to each attention level, drawn from the plans the
+patches run (`plan.plan_layer`), as one PNG for the accordion.
+
+Per block group and level, a panel shows the level's token grid (one square per token):
+- the tiles (black boxes) of the Near-sighted methods;
+- the K/V cells of the local reduction: a dark dot on the picked token of each cell, the pooled
+  window tinted blue (cells alternate in shade so they can be told apart);
+- the global sample every tile also sees, in orange (picked token dark orange, window light);
+- for the chosen point (red), everything its query does not attend to is faded out.
+
+`views` holds the geometry as data (tiles, cells, attended tokens), so the tests check it against
+the tensors the engine really builds; `render` only paints it.  PIL and numpy only: both come with
+every WebUI.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .arith import level_grid
+from .params import validate
+from .plan import LayerPlan, ReducePlan, plan_layer
+from .preview import ModelLayout
+
+BLOCK_ROWS = ("input", "middle", "output")
+WHITE, SHADE_A, SHADE_B = (255, 255, 255), (222, 233, 247), (200, 216, 238)
+PICK, GLOBAL_WIN, GLOBAL_PICK = (40, 40, 40), (252, 214, 168), (214, 104, 0)
+TILE_LINE, POINT, FADE = (0, 0, 0), (220, 0, 0), 0.78
+
+
+@dataclass(frozen=True, eq=False)
+class Cells:
+    """The K/V samples of one reduction on an h x w grid, as arrays over its cells and tokens.
+
+    `pick[c]`: the flat token index of cell c's picked token (-1 where it falls on the zero padding
+    of a ComfyUI tile); `member[t]`: the cell whose pooled window holds token t, or -1 (windows never
+    overlap: a window is at most a cell); `pooled`: the window contributes (else the pick alone);
+    `shade[c]`: 0 / 1 like a checkerboard, so neighbouring cells can be told apart."""
+    pick: np.ndarray
+    member: np.ndarray
+    pooled: bool
+    shade: np.ndarray
+
+    def reads(self) -> np.ndarray:
+        """Boolean mask over the grid: the tokens these samples read."""
+        if self.pooled:
+            return self.member >= 0
+        mask = np.zeros(self.member.shape, bool)
+        mask[self.pick[self.pick >= 0]] = True
+        return mask
+
+    def count(self) -> int:
+        """K/V rows that hold image tokens (a cell entirely on padding is a zero row)."""
+        has = self.pick >= 0
+        if self.pooled:
+            members = self.member[self.member >= 0]
+            has[members] = True
+        return int(has.sum())
+
+
+def cells(rp: ReducePlan, r0: int, c0: int, rh: int, rw: int, h: int, w: int) -> Cells:
+    """The Cells of a reduction over the rh x rw region at token (r0, c0) of an h x w grid.  2D modes
+    cut the region into cell rectangles; 1D modes read it in raster order as one row of rh * rw
+    tokens, so a window can run across the end of a row.  The region may reach past the image
+    (ComfyUI tiles are zero-padded): padding is nobody's token."""
+    (sy, sx), (zy, zx) = rp.cell, rp.window
+    # only the region's tokens that are on the image (a ComfyUI tile may reach past it)
+    ys, xs = np.meshgrid(np.arange(max(0, r0), min(h, r0 + rh)), np.arange(max(0, c0), min(w, c0 + rw)),
+                         indexing="ij")
+    dy, dx = ys - r0, xs - c0
+    member = np.full(h * w, -1)
+    if rp.h == 1 and rp.w == rh * rw:  # 1D (or a one-row region): raster position k in the region
+        k = dy * rw + dx
+        j, off = k // sx, k % sx
+        member[(ys * w + xs).ravel()] = np.where((off < zx) & (j < rp.cols), j, -1).ravel()
+        ks = np.arange(rp.cols) * sx
+        py, px = r0 + ks // rw, c0 + ks % rw
+        shade = np.arange(rp.cols) % 2
+    else:
+        i, j = dy // sy, dx // sx
+        ok = (dy % sy < zy) & (dx % sx < zx) & (i < rp.rows) & (j < rp.cols)
+        member[(ys * w + xs).ravel()] = np.where(ok, i * rp.cols + j, -1).ravel()
+        ii, jj = np.meshgrid(np.arange(rp.rows), np.arange(rp.cols), indexing="ij")
+        py, px = (r0 + ii * sy).ravel(), (c0 + jj * sx).ravel()
+        shade = ((ii + jj) % 2).ravel()
+    on_image = (py >= 0) & (py < h) & (px >= 0) & (px < w) & (py < r0 + rh) & (px < c0 + rw)
+    pick = np.where(on_image, py * w + px, -1)
+    return Cells(pick, member, not rp.pick_only, shade)
+
+
+@dataclass(frozen=True, eq=False)
+class LevelView:
+    block: str
+    level: int
+    h: int
+    w: int
+    plan: LayerPlan | None
+    tiles: tuple  # (row, col, rows, cols) of each tile in tokens, in the engine's tile order
+    local: tuple  # per tile (one entry when untiled): its local K/V Cells; None = every token of it
+    glob: Cells | None  # the global sample; None when there is none or it is every token
+
+    @property
+    def tiled(self) -> bool:
+        return bool(self.tiles)
+
+    @property
+    def changed(self) -> bool:
+        return self.plan is not None and self.plan.changes_anything
+
+    def owner(self, y: int, x: int) -> int:
+        """The tile whose output the token at (y, x) keeps (the engine un-tiles from it)."""
+        if not self.tiled:
+            return 0
+        tp = self.plan.tiles
+        if tp.layout == "clamp":
+            return min(y // tp.th, tp.ty - 1) * tp.tx + min(x // tp.tw, tp.tx - 1)
+        return (y // tp.th) * tp.tx + x // tp.tw  # "pad" drawn without the random split (offset 0)
+
+    def tile_mask(self, t: int) -> np.ndarray:
+        r0, c0, th, tw = self.tiles[t]
+        mask = np.zeros((self.h, self.w), bool)
+        mask[max(0, r0):max(0, r0 + th), max(0, c0):max(0, c0 + tw)] = True
+        return mask.ravel()
+
+    def reads(self, y: int, x: int) -> np.ndarray:
+        """Boolean mask over the grid: every token the query at (y, x) reads through its K and V."""
+        t = self.owner(y, x)
+        local = self.local[t]
+        if local is None:
+            mask = self.tile_mask(t) if self.tiled else np.ones(self.h * self.w, bool)
+        else:
+            mask = local.reads().copy()
+        if self.tiled and self.plan.glob_all:
+            mask[:] = True
+        elif self.glob is not None:
+            mask |= self.glob.reads()
+        return mask
+
+    def attended(self, y: int, x: int) -> set:
+        return set(np.flatnonzero(self.reads(y, x)).tolist())
+
+
+def tile_rects(plan: LayerPlan) -> tuple:
+    """(row, col, rows, cols) of every tile, in the engine's order (tile row by tile row).  "clamp"
+    moves the last row / column back inside the image; "pad" is drawn with its padding at the
+    bottom / right (the ComfyUI Tile node draws the split at random per step)."""
+    tp = plan.tiles
+    if tp.layout == "clamp":
+        rows = [min(i * tp.th, plan.h - tp.th) for i in range(tp.ty)]
+        cols = [min(j * tp.tw, plan.w - tp.tw) for j in range(tp.tx)]
+    else:
+        rows, cols = [i * tp.th for i in range(tp.ty)], [j * tp.tw for j in range(tp.tx)]
+    return tuple((r, c, tp.th, tp.tw) for r in rows for c in cols)
+
+
+def level_view(plan: LayerPlan | None, block: str, level: int, h: int, w: int) -> LevelView:
+    if plan is None or not plan.changes_anything:
+        return LevelView(block, level, h, w, plan, (), (None,), None)
+    if plan.tiles is None:
+        return LevelView(block, level, h, w, plan, (), (cells(plan.local, 0, 0, h, w, h, w),), None)
+    rects = tile_rects(plan)
+    local = tuple(cells(plan.local, r, c, th, tw, h, w) if plan.local else None for r, c, th, tw in rects)
+    glob = cells(plan.glob, 0, 0, h, w, h, w) if plan.glob else None
+    return LevelView(block, level, h, w, plan, rects, local, glob)
+
+
+def views(settings, layout: ModelLayout, width: int, height: int, time: float | None = None) -> tuple:
+    """One LevelView per block group and level of the layout, for an image of width x height px at
+    `time` (default: the settings' peak time), with the same plans the patches run."""
+    s = validate(settings)
+    return _views(s, layout, int(width), int(height), s["peak_time"] if time is None else float(time))
+
+
+@lru_cache(maxsize=8)  # a click or a size round trip redraws the same views: build them once
+def _views(s, layout: ModelLayout, width: int, height: int, time: float) -> tuple:
+    H, W = max(1, height // 8), max(1, width // 8)
+    first = min(layout.attention_levels)
+    out = []
+    for g in layout.groups:
+        h, w = level_grid(H, W, g.level)
+        plan = plan_layer(s, g.block, h * w, g.channels, g.heads, H, W, time, layout.model_channels, first)
+        out.append(level_view(plan, g.block, g.level, h, w))
+    return tuple(out)
+
+
+# -- painting ---------------------------------------------------------------------------------------
+PANEL = 168  # target panel side in px; a token is at least one pixel
+ZOOM, ZOOM_SCALE = 32, 5  # where a token is drawn under 4 px: a 32-token window around the point at 5 px
+LABEL, GAP = 14, 10
+UNTOUCHED = (236, 236, 236)
+
+
+@dataclass(frozen=True)
+class Panel:
+    view: LevelView
+    x: int  # origin in the picture, px
+    y: int
+    scale: int  # px per token
+    window: tuple  # (row, col, rows, cols) of the tokens shown
+    zoom: bool
+
+
+def _zoom_window(v: LevelView, point) -> tuple:
+    qy, qx = token_at(v, point or (0.5, 0.5))
+    hh, ww = min(ZOOM, v.h), min(ZOOM, v.w)
+    r0 = min(max(0, qy - hh // 2), v.h - hh)
+    c0 = min(max(0, qx - ww // 2), v.w - ww)
+    return r0, c0, hh, ww
+
+
+def arrange(vs: list, point=(0.5, 0.5)) -> tuple[list, int, int]:
+    """Panels in rows by block group (input, middle, output), levels left to right; a level drawn
+    at under 4 px per token gets a zoomed panel of the tokens around the point beside it."""
+    panels, y, width = [], 0, 0
+    for block in BLOCK_ROWS:
+        row = sorted((v for v in vs if v.block == block), key=lambda v: v.level)
+        if not row:
+            continue
+        x, tallest = 0, 0
+        for v in row:
+            k = max(1, PANEL // max(v.h, v.w))
+            panels.append(Panel(v, x, y + LABEL, k, (0, 0, v.h, v.w), False))
+            x, tallest = x + v.w * k + GAP, max(tallest, v.h * k)
+            if k < 4 and v.changed:
+                win = _zoom_window(v, point)
+                panels.append(Panel(v, x, y + LABEL, ZOOM_SCALE, win, True))
+                x, tallest = x + win[3] * ZOOM_SCALE + GAP, max(tallest, win[2] * ZOOM_SCALE)
+        width, y = max(width, x - GAP), y + LABEL + tallest + GAP
+    return panels, width, y - GAP
+
+
+def token_at(v: LevelView, point) -> tuple[int, int]:
+    """The token of a level under the point (fx, fy), fractions of the image width and height."""
+    fx, fy = point
+    return min(v.h - 1, max(0, int(fy * v.h))), min(v.w - 1, max(0, int(fx * v.w)))
+
+
+def point_from_click(vs: list, point, px: int, py: int):
+    """(fx, fy) of the token centre under a click at picture pixel (px, py) of the picture drawn for
+    `point`, or None off the panels."""
+    panels, _, _ = arrange(vs, point)
+    for p in panels:
+        r0, c0, hh, ww = p.window
+        tx, ty = (px - p.x) // p.scale, (py - p.y) // p.scale
+        if 0 <= tx < ww and 0 <= ty < hh and px >= p.x and py >= p.y:
+            return (c0 + tx + 0.5) / p.view.w, (r0 + ty + 0.5) / p.view.h
+    return None
+
+
+def _paint(p: Panel, point) -> np.ndarray:
+    v, k = p.view, p.scale
+    r0, c0, hh, ww = p.window
+    tint = np.full((v.h * v.w, 3), 255 if v.changed else UNTOUCHED[0], np.uint8)
+    picks = np.zeros(v.h * v.w, bool)
+    gpicks = np.zeros(v.h * v.w, bool)
+    for c in v.local:
+        if c is None:
+            continue
+        if c.pooled:
+            held = c.member >= 0
+            tint[held] = np.where(c.shade[c.member[held]][:, None] == 1, SHADE_B, SHADE_A)
+        picks[c.pick[c.pick >= 0]] = True
+    if v.glob is not None:
+        if v.glob.pooled:
+            tint[v.glob.member >= 0] = GLOBAL_WIN
+        gpicks[v.glob.pick[v.glob.pick >= 0]] = True
+
+    def up(a):  # token resolution -> the panel's pixels, for the tokens in the window
+        a = a.reshape(v.h, v.w, *a.shape[1:])[r0:r0 + hh, c0:c0 + ww]
+        return np.repeat(np.repeat(a, k, 0), k, 1)
+
+    img = up(tint)
+    m = k // 4 if k >= 4 else 0
+    dot = np.zeros((k, k), bool)
+    dot[m:k - m, m:k - m] = True  # a picked token is a dot inside its square
+    for mask, color in ((picks, PICK), (gpicks, GLOBAL_PICK)):
+        big = np.kron(mask.reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww], dot).astype(bool)
+        img[big] = color
+    q = token_at(v, point) if point is not None else None
+    if q is not None and v.changed:
+        fade = up(~v.reads(*q))
+        img[fade] = (img[fade] * (1 - FADE) + 255 * FADE).astype(np.uint8)
+    owner = v.owner(*q) if q is not None and v.tiled else -1
+    for i, (r, c, th, tw) in enumerate(v.tiles):
+        if i != owner:
+            _box(img, (r - r0) * k, (c - c0) * k, th * k, tw * k, TILE_LINE)
+    if owner >= 0:  # last, so the overlap of clamped tiles shows the query's own tile on top
+        r, c, th, tw = v.tiles[owner]
+        _box(img, (r - r0) * k, (c - c0) * k, th * k, tw * k, POINT)
+    if q is not None and r0 <= q[0] < r0 + hh and c0 <= q[1] < c0 + ww:
+        y, x = q[0] - r0, q[1] - c0
+        img[y * k:(y + 1) * k, x * k:(x + 1) * k] = POINT
+    _box(img, 0, 0, hh * k, ww * k, (150, 150, 150))
+    return img
+
+
+def _box(img, y, x, hh, ww, color):
+    H, W = img.shape[:2]
+    y1, x1 = min(H, y + hh) - 1, min(W, x + ww) - 1
+    y0, x0 = max(0, y), max(0, x)
+    if y1 < y0 or x1 < x0:
+        return
+    if y >= 0:
+        img[y0, x0:x1 + 1] = color
+    if y + hh <= H:
+        img[y1, x0:x1 + 1] = color
+    if x >= 0:
+        img[y0:y1 + 1, x0] = color
+    if x + ww <= W:
+        img[y0:y1 + 1, x1] = color
+
+
+def label(p: Panel) -> str:
+    v = p.view
+    if p.zoom:
+        return f"zoom {p.window[3]}x{p.window[2]}"
+    state = "" if v.changed else " full"
+    return f"{v.block[:3]} L{v.level} {v.w}x{v.h}{state}"
+
+
+def render(vs: list, point=(0.5, 0.5)):
+    """The picture (a PIL image) of the views, with the query at `point` (None: no point view)."""
+    from PIL import Image, ImageDraw
+
+    panels, width, height = arrange(vs, point)
+    canvas = np.full((max(height, 1), max(width, 1), 3), 255, np.uint8)
+    for p in panels:
+        a = _paint(p, point)
+        canvas[p.y:p.y + a.shape[0], p.x:p.x + a.shape[1]] = a
+    img = Image.fromarray(canvas)
+    d = ImageDraw.Draw(img)
+    for p in panels:
+        d.text((p.x, p.y - LABEL + 1), label(p), fill=(0, 0, 0))
+    return img
