@@ -77,9 +77,10 @@ def test_size_gate_auto_lets_slothful_run_at_small_sizes(webui, baseline):
 
 def test_preset_by_name_equals_its_values(webui):
     from lib_slothful.params import preset_values
-    by_name = webui.generate(ours({"preset": "crisp_contrast"}), what="preset crisp_contrast")
-    by_values = webui.generate(ours({k: v for k, v in preset_values("crisp_contrast").items() if k != "preset"}),
-                               what="crisp_contrast values")
+    # Apply from at its default (Auto applies Slothful at any size): the preset's values unchanged
+    by_name = webui.generate(ours({"preset": "crisp_contrast", "size_gate": "auto"}), what="preset crisp_contrast")
+    values = {k: v for k, v in preset_values("crisp_contrast").items() if k != "preset"}
+    by_values = webui.generate(ours({**values, "size_gate": "auto"}), what="crisp_contrast values")
     assert_same(by_name, by_values, "preset by name vs its values")
     assert "preset=crisp_contrast" in (by_name.entry() or ""), by_name.infotexts[0]
 
