@@ -40,13 +40,15 @@ def object_patched_attn1(unet_patcher) -> list[str]:
 class CallView:
     """What else acts on attn1 in the UNet call in flight, read by a pre-hook on the UNet."""
 
-    def __init__(self, unet):
+    def __init__(self, unet, first_block: dict):
         self.replace: dict = {}
         self.others: list[str] = []
         self.blocks = [parent for _, parent in _attn1_parents(unet)]
         self.swapped = None
         self.unet_calls = 0
-        self.first_block: dict = {}  # replace patch -> the first block it was seen on (one console line each)
+        # replace patch -> the first block it was seen on, shared by the generation's views: one
+        # console line per foreign patch and generation, however many blocks it replaces
+        self.first_block = first_block
 
     def pre(self, module, args, kwargs):
         to = kwargs.get("transformer_options") or {}
@@ -89,6 +91,7 @@ class ForgeHost:
         self.states_: list = []
         self.handles: list = []
         self.views: list[CallView] = []
+        self.first_block: dict = {}
 
     @staticmethod
     def unet_of(p):
@@ -115,7 +118,7 @@ class ForgeHost:
 
     def _patched(self, patcher, unet):
         m = patcher.clone()
-        view = CallView(unet)
+        view = CallView(unet, self.first_block)
         patch, out_patch = build_patches(self.run.settings, model_channels(unet), attention_levels(unet),
                                          on_note=self.run.note, owner=view.owner)
         sampling = getattr(m.model, "predictor", None)  # current Forge
