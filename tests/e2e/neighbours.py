@@ -61,6 +61,11 @@ NEIGHBOURS = {
         "reforge": {"script": "HyperTile Integrated",
                     "args": lambda w: [True, 128, 2, 1 if w.family == "sdxl" else 0, False], "base": sdxl_512},
     },
+    "hypertile_shallow": {
+        # A1111's Hypertile on its first depth only: those attn1 layers are left to it, the deeper ones are ours
+        "a1111": {"override": {"hypertile_enable_unet": True, "hypertile_max_tile_unet": 128,
+                               "hypertile_max_depth_unet": 0}, "base": sdxl_512},
+    },
     "token_merging": {
         # ToMe merges attn1 queries at full latent resolution only: SD1/SD2 (SDXL has no attention there)
         "a1111": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
