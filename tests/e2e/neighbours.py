@@ -61,6 +61,11 @@ NEIGHBOURS = {
         "reforge": {"script": "HyperTile Integrated",
                     "args": lambda w: [True, 128, 2, 1 if w.family == "sdxl" else 0, False], "base": sdxl_512},
     },
+    "hypertile_shallow": {
+        # A1111's Hypertile on its first depth only: those attn1 layers are left to it, the deeper ones are ours
+        "a1111": {"override": {"hypertile_enable_unet": True, "hypertile_max_tile_unet": 128,
+                               "hypertile_max_depth_unet": 0}, "base": sdxl_512},
+    },
     "token_merging": {
         # ToMe merges attn1 queries at full latent resolution only: SD1/SD2 (SDXL has no attention there)
         "a1111": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
@@ -86,7 +91,9 @@ NEIGHBOURS = {
     "stylealign": {  # share attention in batch, strength; nothing to share with one image
         "forge": {"script": "StyleAlign Integrated", "args": [True, 1.0], "base": {"batch_size": 2}},
     },
-    "freeu": {  # enabled, b1, b2, s1, s2[, start, end]; acts only on 640/1280-channel blocks
+    "freeu": {  # enabled, b1, b2, s1, s2[, start, end]; acts only on 640/1280-channel blocks.
+        # On the harness Forge (rw-sd15, rw-sdxl) it changed no pixel by itself, also with the SD 1.5 preset
+        # (1.5, 1.6, 0.9, 0.2), so the Forge cases skip there; reForge's FreeU acts on the tiny models.
         "forge": {"script": "FreeU Integrated (SD 1.x, SD 2.x, SDXL)", "args": [True, 1.01, 1.02, 0.99, 0.95, 0.0, 1.0]},
         "reforge": {"script": "FreeU Integrated", "args": [True, 1.01, 1.02, 0.99, 0.95]},
     },
@@ -95,7 +102,10 @@ NEIGHBOURS = {
         "reforge": {"script": "Kohya HRFix Integrated", "args": [True, 3, 2.0, 0.0, 0.35, True, "bicubic", "bicubic"]},
     },
     "layerdiffuse": {
-        # enabled, method, weight, stop at, fg/bg/blend image, resize mode, output origin, 3 additional prompts
+        # enabled, method, weight, stop at, fg/bg/blend image, resize mode, output origin, 3 additional prompts.
+        # SD1.5 "Attention Injection" swaps the attn1 modules (AttentionSharingPatcher: ours steps aside, no
+        # entry); SDXL "Attention Injection" is a frozen weight patch (layer_xl_transparent_attn, a LoRA), so
+        # there both apply and ours writes its entry (seen on Forge rw-sdxl)
         "forge": {"script": "LayerDiffuse",
                   "args": lambda w: [True, LAYERDIFFUSE_FG[w.family], 1.0, 1.0, None, None, None, "Crop and Resize",
                                      False, "", "", ""]},
