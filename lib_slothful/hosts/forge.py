@@ -19,8 +19,6 @@ would be with no patch registered (a registered attn1 patch otherwise makes Forg
 """
 from __future__ import annotations
 
-import torch
-
 from lib_slothful import build_patches
 
 from .common import attention_levels, attn1_layers, model_channels

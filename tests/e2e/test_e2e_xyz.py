@@ -1,7 +1,7 @@
 """The X/Y/Z plot through the API with an axis of ours."""
 import pytest
 
-from .client import Result, TITLE, ours, same
+from .client import Result, ours, same
 from .expect import METHODS, assert_differ, assert_same, assert_truth
 
 AXIS = "[Slothful] In slothful"
