@@ -129,3 +129,17 @@ def test_gated_generation_writes_no_entry(unet):
     c.postprocess_batch(p)
     assert KEY not in p.extra_generation_params
     c.postprocess(p)
+
+
+def test_a_model_not_loaded_yet_gets_an_assumed_layout_that_says_so():
+    """Forge loads the model at the first generation: the preview and the gate use a guessed family
+    until then, named as a guess; a foreign architecture gets no speed estimate (Auto applies)."""
+    from lib_slothful import flops
+    from lib_slothful.hosts.common import layout_of
+
+    guessed = layout_of(SimpleNamespace(is_sdxl=True))
+    assert "assumed" in guessed.name and flops.arch_of(guessed).name == "SDXL"
+    narrow = SimpleNamespace(name="rw-sd15", model_channels=320, attention_levels=(0, 1, 2),
+                             groups=tuple(g.__class__(g.block, g.level, 320, g.heads, g.count) for g in SD1.groups))
+    assert flops.arch_of(narrow) is None  # 320 channels at every level: not SD1.x
+    assert gate.check({"method": "nearsighted_attention"}, narrow, 256, 256).applies

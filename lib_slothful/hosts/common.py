@@ -3,6 +3,7 @@ backend and ldm_patched all share the openaimodel layout: input_blocks / middle_
 output_blocks of TimestepEmbedSequential, `Downsample` modules, `...attn1` self-attention)."""
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import torch
@@ -130,6 +131,6 @@ def layout_of(sd_model):
             return model_layout(unet, name=getattr(info, "name_for_extra", None) or "loaded model")
     except Exception:  # a model mid-load or of an unknown kind: the preview falls back to a preset
         pass
-    if getattr(sd_model, "is_sdxl", False):
-        return SDXL
-    return SD2 if getattr(sd_model, "is_sd2", False) else SD1
+    # Forge loads the model at the first generation: until then the layout is a guess, and says so
+    preset = SDXL if getattr(sd_model, "is_sdxl", False) else SD2 if getattr(sd_model, "is_sd2", False) else SD1
+    return dataclasses.replace(preset, name=f"{preset.name} assumed (the model is not loaded yet)")
