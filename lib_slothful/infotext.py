@@ -85,7 +85,4 @@ def paste_value(params: dict, key: str):
     if KEY not in params:
         return None
     s = _pasted(str(params[KEY]))
-    p = BY_KEY[key]
-    if p.kind == "choice":
-        return dict(p.choices)[s[key]]  # dropdowns show labels
-    return s[key]
+    return BY_KEY[key].shown(s[key])

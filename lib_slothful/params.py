@@ -36,6 +36,10 @@ class Param:
     choices: tuple = ()  # (value, label) pairs for kind == "choice"
     methods: tuple = METHODS  # the methods this parameter applies to (UI hides it for others)
 
+    def shown(self, value):
+        """`value` as its control shows it: a dropdown shows the choice's label."""
+        return dict(self.choices)[value] if self.kind == "choice" else value
+
     def range_text(self) -> str:
         if self.kind == "choice":
             return "one of " + ", ".join(v for v, _ in self.choices)
@@ -299,7 +303,7 @@ def from_args(args) -> Settings:
 def _check_presets():
     """Every preset validates against the table (at import: a bad preset is a bug, not a user error)."""
     for pr in PRESETS:
-        validate({**pr.values, "preset": pr.key})
+        validate(preset_values(pr.key))
 
 
 _check_presets()

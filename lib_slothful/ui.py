@@ -21,7 +21,7 @@ from .preview import as_html, preview
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
 METHOD_BY_LABEL = {label: value for value, label in BY_KEY["method"].choices}
-COMFY_LABEL = dict(BY_KEY["profile"].choices)["comfyui"]
+COMFY_LABEL = BY_KEY["profile"].shown("comfyui")
 IN_VIEW = ("enabled", "method", "preset", "first_pass", "hires_pass", "size_gate")
 ADVANCED = tuple(p.key for p in PARAMS if p.key not in IN_VIEW)
 CENTRE = (0.5, 0.5)
@@ -48,13 +48,8 @@ def make_control(gr, p: Param, elem_id, visible=True):
     if p.kind == "bool":
         return gr.Checkbox(value=p.default, **kw)
     if p.kind == "choice":
-        return gr.Dropdown(choices=[label for _, label in p.choices], value=dict(p.choices)[p.default], **kw)
+        return gr.Dropdown(choices=[label for _, label in p.choices], value=p.shown(p.default), **kw)
     return gr.Slider(minimum=p.minimum, maximum=p.maximum, step=p.step, value=p.default, **kw)
-
-
-def shown_value(p: Param, value):
-    """A setting as its control shows it (dropdowns show labels)."""
-    return dict(p.choices)[value] if p.kind == "choice" else value
 
 
 def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
@@ -62,8 +57,7 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
     picture).  With `layout_fn() -> ModelLayout` (the loaded model's), the preview is drawn whenever
     a control or one of `size_inputs` (the tab's width and height) changes, and when the picture is
     clicked (the clicked token becomes the point)."""
-    shown = visible_sections(dict(BY_KEY["method"].choices)[DEFAULTS["method"]],
-                             dict(BY_KEY["profile"].choices)[DEFAULTS["profile"]])
+    shown = visible_sections(BY_KEY["method"].shown(DEFAULTS["method"]), BY_KEY["profile"].shown(DEFAULTS["profile"]))
     c, box = {}, {}
     enabled = PARAMS[0]
     with input_accordion(enabled.default, label=enabled.label, elem_id=elem_id(enabled.key)) as acc:
@@ -149,14 +143,14 @@ def preset_updates(gr, label) -> list:
     if key == "custom":
         return [gr.update() for _ in PARAMS]
     values = with_preset({}, key)
-    return [gr.update() if p.key == "enabled" else gr.update(value=shown_value(p, values[p.key])) for p in PARAMS]
+    return [gr.update() if p.key == "enabled" else gr.update(value=p.shown(values[p.key])) for p in PARAMS]
 
 
 def advanced_changed(values) -> bool:
     """Some control in the Advanced fold (values in `ADVANCED` order) is not at its default."""
     for key, v in zip(ADVANCED, values):
         p = BY_KEY[key]
-        if v != shown_value(p, p.default) and v != p.default:
+        if v != p.shown(p.default) and v != p.default:
             return True
     return False
 
@@ -216,7 +210,7 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
     lines.append(("Apply from: on at this size, " if g.applies else "<b>Apply from: off at this size</b>, ")
                  + _html.escape(g.reason) + ". The hires. fix pass is checked again at its own size.")
     if settings["preset"] != "custom" and not matches_preset(settings):
-        label = dict(BY_KEY["preset"].choices)[settings["preset"]]
+        label = BY_KEY["preset"].shown(settings["preset"])
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")
     reads = []
     for v in vs:
