@@ -8,7 +8,7 @@ Per block group and level, a panel shows the level's token grid (one square per 
 - the global sample every tile also sees, in orange (picked token dark orange, window light);
 - for the chosen point (red), everything its query does not attend to is faded out.
 
-`views` holds the geometry as data (tiles, cells, attended tokens), so the tests check it against
+`views` holds the geometry as data (tiles, cells, the tokens a query reads), so the tests check it against
 the tensors the engine really builds; `render` only paints it.  PIL and numpy only: both come with
 every WebUI.
 """
@@ -25,7 +25,7 @@ from .plan import LayerPlan, ReducePlan, plan_layer
 from .preview import ModelLayout
 
 BLOCK_ROWS = ("input", "middle", "output")
-WHITE, SHADE_A, SHADE_B = (255, 255, 255), (222, 233, 247), (200, 216, 238)
+SHADE_A, SHADE_B = (222, 233, 247), (200, 216, 238)
 PICK, GLOBAL_WIN, GLOBAL_PICK = (40, 40, 40), (252, 214, 168), (214, 104, 0)
 TILE_LINE, POINT, FADE = (0, 0, 0), (220, 0, 0), 0.78
 
@@ -137,9 +137,6 @@ class LevelView:
         elif self.glob is not None:
             mask |= self.glob.reads()
         return mask
-
-    def attended(self, y: int, x: int) -> set:
-        return set(np.flatnonzero(self.reads(y, x)).tolist())
 
 
 def tile_rects(plan: LayerPlan) -> tuple:
