@@ -15,8 +15,9 @@ import html as _html
 
 from . import gate
 from .infotext import paste_value
-from .params import BY_KEY, DEFAULTS, PARAMS, Param, from_args, matches_preset, with_preset
+from .params import BY_KEY, DEFAULTS, PARAMS, Param, check_value, from_args, matches_preset, with_preset
 from .picture import point_from_click, render, token_at, views
+from .presets import CUSTOM
 from .preview import as_html, preview
 
 SECTION_TITLES = {"in": "Input blocks", "middle": "Middle block", "out": "Output blocks"}
@@ -139,8 +140,8 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
 
 def preset_updates(gr, label) -> list:
     """Updates for every control (table order) when the preset with this label is chosen."""
-    key = {lab: v for v, lab in BY_KEY["preset"].choices}.get(label, label)
-    if key == "custom":
+    key = check_value(BY_KEY["preset"], label)  # labels and values alike
+    if key == CUSTOM:
         return [gr.update() for _ in PARAMS]
     values = with_preset({}, key)
     return [gr.update() if p.key == "enabled" else gr.update(value=p.shown(values[p.key])) for p in PARAMS]
@@ -209,7 +210,7 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
                          "(an upper bound from the FLOP model; measured figures are in docs/benchmarks.md).")
     lines.append(("Apply from: on at this size, " if g.applies else "<b>Apply from: off at this size</b>, ")
                  + _html.escape(g.reason) + ". The hires. fix pass is checked again at its own size.")
-    if settings["preset"] != "custom" and not matches_preset(settings):
+    if settings["preset"] != CUSTOM and not matches_preset(settings):
         label = BY_KEY["preset"].shown(settings["preset"])
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")
     reads = []
