@@ -24,10 +24,12 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from lib_slothful.controller import TITLE  # noqa: E402
+from lib_slothful.infotext import KEY  # noqa: E402
 from lib_slothful.params import BY_KEY, METHODS  # noqa: E402
 from lib_slothful.presets import PRESETS  # noqa: E402
 
-ENTRY = re.compile(r"Slothful Attention: ([^,\n]*)")
+ENTRY = re.compile(rf"{KEY}: ([^,\n]*)")
 METHOD_LABELS = dict(BY_KEY["method"].choices)
 PRESET_LABELS = {pr.key: pr.label for pr in PRESETS}
 
@@ -49,7 +51,7 @@ def cell_payload(args, settings: dict | None) -> dict:
                "width": args.size, "height": args.size, "cfg_scale": 7, "sampler_name": args.sampler,
                "batch_size": 1, "n_iter": 1}
     if settings is not None:
-        payload["alwayson_scripts"] = {"Slothful Attention": {"args": [{**settings, "size_gate": "always"}]}}
+        payload["alwayson_scripts"] = {TITLE: {"args": [{**settings, "size_gate": "always"}]}}
     return payload
 
 
