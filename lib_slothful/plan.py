@@ -263,3 +263,14 @@ def plan_layer(settings: Settings, block: str, n_tokens: int, channels: int, n_h
         return None
     site = Site(block, *found, channels, n_heads, model_channels, first_level)
     return PLANNERS[settings["method"]](settings, PROFILES[settings["profile"]], site, time)
+
+
+@lru_cache(maxsize=4096)
+def plan_dit(settings: Settings, block: str, h: int, w: int, time: float) -> LayerPlan:
+    """Plan one attention call of a DiT block on its h x w image grid (after patchify), with the
+    same planners as the UNet.  A DiT has one resolution, so every block is at depth 0: depth decay
+    does nothing there and every block may tile.  The Fixed rules always apply: the ComfyUI
+    profile's rules (depth from the UNet's channel multiplier, SDXL guessed from the head count,
+    padded tiles) describe the 2023 UNet nodes and have no meaning on a DiT."""
+    site = Site(block, 0, h, w, 0, 0, 0, 0)
+    return PLANNERS[settings["method"]](settings, FIXED, site, time)

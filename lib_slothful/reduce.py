@@ -28,6 +28,27 @@ def pooled(g: torch.Tensor, rp: ReducePlan) -> torch.Tensor:
     return out.permute(0, 2, 3, 1)[:, : rp.rows, : rp.cols]
 
 
+def sample(x: torch.Tensor, rp: ReducePlan, blend: float) -> torch.Tensor:
+    """One K or V tensor, (B, rp.tokens, C): the picked tokens blended with the pooled windows by
+    `blend` (the DiT path reduces K and V separately: they are different tensors there)."""
+    B, _, C = x.shape
+    g = x.reshape(B, rp.h, rp.w, C)
+    sy, sx = rp.cell
+    pick = g[:, : rp.rows * sy : sy, : rp.cols * sx : sx]
+    if rp.pick_only or blend == 0:
+        return pick.reshape(B, rp.tokens, C)
+    return _blend(pick, pooled(g, rp), blend).reshape(B, rp.tokens, C)
+
+
+def cell_counts(rp: ReducePlan) -> list[int]:
+    """Image tokens each K/V sample stands for, in sample order: its whole cell (sy x sx tokens; an
+    edge cell only the tokens that exist).  The DiT path weighs each sample's logit by ln(count)."""
+    (sy, sx) = rp.cell
+    rows = [min(sy, rp.h - i * sy) for i in range(rp.rows)]
+    cols = [min(sx, rp.w - j * sx) for j in range(rp.cols)]
+    return [r * c for r in rows for c in cols]
+
+
 def reduce_tokens(x: torch.Tensor, rp: ReducePlan) -> tuple[torch.Tensor, torch.Tensor]:
     """(K, V) hidden states, each (B, rp.tokens, C).  K is V when their blends are equal."""
     B, _, C = x.shape
