@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple
 
 from .arith import level_grid
 from .params import validate
-from .plan import plan_layer
+from .plan import plan_dit, plan_layer
 
 # Text tokens the cross-attention sees: one 75-token chunk plus start and end (the benchmark's too).
 CONTEXT_TOKENS = 77
@@ -79,11 +79,50 @@ class Arch:
         return tuple(out)
 
 
+@dataclass(frozen=True)
+class DiTArch:
+    """One DiT family with joint text + image attention in every block (Flux-like: MMDiT double-stream
+    blocks, then single-stream blocks), as the hosts build it.
+
+    `blocks`: (kind, settings group, count) in model order: which block group's settings (`in_` /
+    `out_`) each kind of block takes.  `classes`: the diffusion-model class names the hosts give this
+    family (Forge Neo, Forge, reForge).  `patch`: latent pixels per token side.  `text_tokens`: the
+    text length the speed estimate assumes (Flux's T5 prompt is padded to 512 tokens on Forge; Neo
+    pads to 256 and more for longer prompts)."""
+    name: str
+    hidden: int
+    heads: int
+    blocks: tuple
+    classes: tuple = ()
+    patch: int = 2
+    in_channels: int = 16
+    context_dim: int = 4096
+    vec_dim: int = 768  # pooled CLIP vector (0: none)
+    guidance: bool = True  # a guidance embedder (Flux.1-dev)
+    mlp_ratio: float = 4.0
+    text_tokens: int = 512
+
+    def grid(self, H: int, W: int) -> tuple[int, int]:
+        """Image tokens (rows, cols) of an H x W latent: patchify rounds up (the hosts pad)."""
+        return -(-H // self.patch), -(-W // self.patch)
+
+    def attn_groups(self) -> tuple:
+        """(block group, level, channels, heads, count) per kind of block, as preview.LayerGroup."""
+        return tuple((group, 0, self.hidden, self.heads, n) for _, group, n in self.blocks)
+
+
+# Flux.1's widths (Forge Neo's detection: heads = hidden / 128; Forge and reForge hard-code them).
+_FLUX = dict(hidden=3072, heads=24, blocks=(("double", "input", 19), ("single", "output", 38)))
+
 ARCHS = {a.name: a for a in (
     Arch("SD1.x"),
     Arch("SD2.x", num_heads=None, context_dim=1024),
     Arch("SDXL", channel_mult=(1, 2, 4), depth=(0, 2, 10), depth_middle=10, context_dim=2048,
          num_heads=None, adm_in_channels=2816),
+    DiTArch("Flux.1", **_FLUX, classes=("IntegratedFluxTransformer2DModel", "Flux")),
+    # Chroma: Flux.1's blocks without the CLIP vector and guidance embedders (its modulation comes from
+    # a small approximator network, under 0.1 % of the FLOPs at 1024 px, not counted)
+    DiTArch("Chroma", **_FLUX, classes=("IntegratedChromaTransformer2DModel", "Chroma"), vec_dim=0, guidance=False),
 )}
 
 
@@ -135,15 +174,57 @@ def layer_macs(n: int, c: int, plan) -> tuple[float, float, int, int, int]:
     return base, macs, tiles * lq, lkv, tiles
 
 
+def dit_macs(arch: DiTArch, H: int, W: int, text_tokens: int | None = None) -> tuple[float, float]:
+    """(rest, core) multiply-adds of one Flux-like DiT call on one H x W latent, per image: `core`
+    is the attention products Q.K^T and weights.V of every block (2 L^2 C each, L = text + image
+    tokens, C = hidden), `rest` everything else FlopCounterMode counts (linear layers; RoPE, norms,
+    activations, softmax are not matmuls).  Per double block: both streams' modulation 2 x 6C^2,
+    QKV 3C^2 L, output projection C^2 L, MLP 2 r C^2 L; per single block: modulation 3C^2, linear1
+    (3 + r) C^2 L, linear2 (1 + r) C^2 L."""
+    h, w = arch.grid(H, W)
+    n, t, c = h * w, arch.text_tokens if text_tokens is None else text_tokens, arch.hidden
+    length, r = n + t, arch.mlp_ratio
+    rest = n * arch.in_channels * arch.patch ** 2 * c + t * arch.context_dim * c  # img_in, txt_in
+    rest += 256 * c + c * c  # time embedder
+    if arch.guidance:
+        rest += 256 * c + c * c
+    if arch.vec_dim:
+        rest += arch.vec_dim * c + c * c
+    core = 0.0
+    for kind, _, count in arch.blocks:
+        per = (12 * c * c + (4 + 2 * r) * c * c * length) if kind == "double" else \
+              (3 * c * c + (3 + r + 1 + r) * c * c * length)
+        rest += count * per
+        core += count * 2.0 * length * length * c
+    rest += 2 * c * c + n * c * arch.in_channels * arch.patch ** 2  # final layer
+    return float(rest), core
+
+
+def dit_core_macs(plan, n: int, t: int, c: int) -> float:
+    """The attention products of one joint call under `plan` (plan.plan_dit's; None = untouched),
+    per image, all heads (c = heads x head dim), as lib_slothful/joint.py computes them: Slothful:
+    every query against text + reduced image keys; tiled: each tile's queries against their tile's
+    keys, the global sample and the text, and the text queries against the whole sequence."""
+    length = n + t
+    if plan is None or not plan.changes_anything:
+        return 2.0 * length * length * c
+    if plan.tiles is None:
+        return 2.0 * length * (t + plan.local.tokens) * c
+    tp = plan.tiles
+    local = plan.local.tokens if plan.local else tp.tokens
+    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
+    return 2.0 * c * (tp.count * tp.tokens * (local + glob + t) + t * length)
+
+
 def arch_of(layout) -> Arch | None:
     """The architecture of a preview layout: an `Arch`, a name in ARCHS, a ModelLayout named after
     one, or a layout read off a loaded UNet whose attn1 layers match exactly one family.  None for
     anything else (SSD-1B, a refiner, a foreign model): then there is no FLOP model for it."""
-    if isinstance(layout, Arch):
+    if isinstance(layout, (Arch, DiTArch)):
         return layout
     if isinstance(layout, str):
         return ARCHS.get(layout)
-    arch = ARCHS.get(getattr(layout, "name", None))
+    arch = ARCHS.get(getattr(layout, "family", None) or getattr(layout, "name", None))
     if arch is not None:
         return arch
     try:
@@ -151,7 +232,8 @@ def arch_of(layout) -> Arch | None:
         mc = layout.model_channels
     except AttributeError:
         return None
-    found = [a for a in ARCHS.values() if a.attn1_groups() == groups and a.model_channels == mc]
+    found = [a for a in ARCHS.values() if isinstance(a, Arch) and a.attn1_groups() == groups
+             and a.model_channels == mc]
     return found[0] if len(found) == 1 else None
 
 
@@ -241,6 +323,8 @@ def ceiling(settings, layout, H: int, W: int, times) -> float:
     The speed-up the UNet cannot exceed (a patched attention is never faster than its FLOPs)."""
     s = validate(settings)
     a = _arch(layout)
+    if isinstance(a, DiTArch):
+        return dit_ceiling(s, a, H, W, times)
     mc, first = a.model_channels, min(a.attention_levels)
 
     def cost(l: Attn1, t: float) -> float:
@@ -248,3 +332,19 @@ def ceiling(settings, layout, H: int, W: int, times) -> float:
         return layer_macs(l.tokens, l.channels, plan)[1]
 
     return ratio(unet_macs(a, H, W), cost, times)
+
+
+def dit_ceiling(settings, arch: DiTArch, H: int, W: int, times, text_tokens: int | None = None) -> float:
+    """`ceiling` for a DiT: unpatched / patched MACs over calls at `times`; only the attention
+    products change (the DiT path reduces K/V after the projections)."""
+    s = validate(settings)
+    h, w = arch.grid(H, W)
+    t = arch.text_tokens if text_tokens is None else text_tokens
+    rest, core = dit_macs(arch, H, W, t)
+    times = list(times)
+    patched = 0.0
+    for time in times:
+        patched += rest
+        for _, group, count in arch.blocks:
+            patched += count * dit_core_macs(plan_dit(s, group, h, w, time), h * w, t, arch.hidden)
+    return (rest + core) * len(times) / patched

@@ -49,9 +49,10 @@ def check(settings, layout, width: int, height: int) -> Gate:
     if s["method"] == SLOTHFUL:
         return Gate(True, "Auto: Slothful is an image control, applied at any size")
     est = speed_estimate(s, layout, width, height)
+    model = "DiT" if getattr(layout, "patch", 0) else "UNet"
     if est is None:
         return Gate(True, "Auto: no speed estimate for this model, applied")
     if est >= AUTO_MIN_SPEEDUP:
-        return Gate(True, f"Auto: at most {est:.2f}x faster UNet at {width}x{height} px, applied")
-    return Gate(False, f"Auto: at most {est:.2f}x faster UNet at {width}x{height} px, under the "
+        return Gate(True, f"Auto: at most {est:.2f}x faster {model} at {width}x{height} px, applied")
+    return Gate(False, f"Auto: at most {est:.2f}x faster {model} at {width}x{height} px, under the "
                        f"{AUTO_MIN_SPEEDUP}x it needs to pay off (Apply from: Any size keeps it on)")

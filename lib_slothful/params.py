@@ -55,7 +55,10 @@ def _num(x) -> str:
 
 def _group(prefix: str, title: str, slothful: float, decay: float, extra: str) -> list[Param]:
     """The five parameters of one block group (in_, middle_, out_)."""
-    where = {"in": "input (down) blocks", "middle": "middle block", "out": "output (up) blocks"}[prefix]
+    # a DiT's kinds of blocks map onto the groups in flops.ARCHS (Flux: double -> in, single -> out)
+    where = {"in": "input (down) blocks (on Flux and Chroma: the double-stream blocks)",
+             "middle": "middle block (DiTs have none)",
+             "out": "output (up) blocks (on Flux and Chroma: the single-stream blocks)"}[prefix]
     meth = (SLOTHFUL, NSA)
     return [
         Param(f"{prefix}_mode", f"{title} mode", "choice", "2D_AVG", section=prefix, methods=meth,
@@ -67,7 +70,7 @@ def _group(prefix: str, title: str, slothful: float, decay: float, extra: str) -
               minimum=0.0, maximum=4.0, step=0.1,
               help="Weakens the reduction at deeper (lower resolution) levels: the rate is multiplied by "
                    "(1/2)^(depth x decay), depth counted from the model's first level with attention. "
-                   "0 = same strength at every level." + extra),
+                   "0 = same strength at every level. No effect on DiTs: all their blocks see one grid." + extra),
         Param(f"{prefix}_slothful", f"{title} slothful", "float", slothful, section=prefix, methods=meth,
               minimum=0.0, maximum=50.0, step=0.1,
               help=f"Base reduction rate in the {where}: about how many image tokens become one K/V "
@@ -105,8 +108,10 @@ PARAMS: tuple[Param, ...] = tuple([
     Param("schedule", "Time basis", "choice", "timestep", section="schedule", methods=(SLOTHFUL, NSA),
           choices=(("timestep", "Model timestep"), ("progress", "Sampling progress")),
           help="What 'time' means for Peak time: Model timestep = 1 - t/1000 of the UNet's timestep, as the "
-               "original nodes (0 = start, 1 = end). Sampling progress = fraction of the sampling steps "
-               "done; use it for models whose timesteps are not on 0..999 (EDM, flow)."),
+               "original nodes (0 = start, 1 = end); on flow-matching DiTs (Flux, Chroma) 1 - sigma, sigma "
+               "the noise level after the schedule's shift, so time follows the noise, not the step count. "
+               "Sampling progress = fraction of the sampling steps done; use it for UNets whose timesteps "
+               "are not on 0..999 (EDM)."),
     Param("peak_time", "Peak time", "float", 0.4, section="schedule", methods=(SLOTHFUL, NSA),
           minimum=0.0, maximum=1.0, step=0.05,
           help="When the effect is strongest, from 0 (first step) to 1 (last step). The strength follows "

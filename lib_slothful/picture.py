@@ -19,10 +19,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .arith import level_grid
 from .params import validate
-from .plan import LayerPlan, ReducePlan, plan_layer
-from .preview import ModelLayout
+from .plan import LayerPlan, ReducePlan
+from .preview import ModelLayout, layer_plans
 
 BLOCK_ROWS = ("input", "middle", "output")
 SHADE_A, SHADE_B = (222, 233, 247), (200, 216, 238)
@@ -172,14 +171,7 @@ def views(settings, layout: ModelLayout, width: int, height: int, time: float | 
 
 @lru_cache(maxsize=8)  # a click or a size round trip redraws the same views: build them once
 def _views(s, layout: ModelLayout, width: int, height: int, time: float) -> tuple:
-    H, W = max(1, height // 8), max(1, width // 8)
-    first = min(layout.attention_levels)
-    out = []
-    for g in layout.groups:
-        h, w = level_grid(H, W, g.level)
-        plan = plan_layer(s, g.block, h * w, g.channels, g.heads, H, W, time, layout.model_channels, first)
-        out.append(level_view(plan, g.block, g.level, h, w))
-    return tuple(out)
+    return tuple(level_view(plan, g.block, g.level, h, w) for g, h, w, plan in layer_plans(s, layout, width, height, time))
 
 
 # -- painting ---------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .arith import level_grid
-from .flops import ARCHS, layer_macs
+from .flops import ARCHS, DiTArch, attn1_macs, dit_core_macs, layer_macs
 from .params import validate
-from .plan import plan_layer
+from .plan import plan_dit, plan_layer
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,43 @@ class ModelLayout:
     model_channels: int
     attention_levels: tuple
     groups: tuple  # LayerGroup, in UNet order
+    # A DiT: every block attends over one grid of latent / patch tokens per side, plus text_tokens
+    # text tokens; `family` names its flops.ARCHS entry.  0 = a UNet (grids are the latent's levels).
+    patch: int = 0
+    text_tokens: int = 0
+    family: str = ""
 
 
 def layout_of_arch(arch) -> ModelLayout:
-    """The preview layout of a `flops.Arch`: its attn1 layers per block group and level."""
+    """The preview layout of a `flops.Arch` (attn1 layers per block group and level) or a
+    `flops.DiTArch` (blocks per settings group, all on level 0)."""
+    if isinstance(arch, DiTArch):
+        return ModelLayout(arch.name, arch.hidden, (0,), tuple(LayerGroup(*g) for g in arch.attn_groups()),
+                           patch=arch.patch, text_tokens=arch.text_tokens, family=arch.name)
     return ModelLayout(arch.name, arch.model_channels, arch.attention_levels,
                        tuple(LayerGroup(*g) for g in arch.attn1_groups()))
+
+
+def layer_plans(settings, layout: ModelLayout, width: int, height: int, time: float) -> list:
+    """(LayerGroup, h, w, plan) per group of the layout for width x height px, with the plans the
+    patches run: a UNet's attn1 levels (plan_layer), or a DiT's one token grid (plan_dit)."""
+    H, W = max(1, height // 8), max(1, width // 8)
+    out = []
+    if layout.patch:
+        h, w = -(-H // layout.patch), -(-W // layout.patch)
+        for g in layout.groups:
+            out.append((g, h, w, plan_dit(settings, g.block, h, w, time)))
+        return out
+    first = min(layout.attention_levels)
+    for g in layout.groups:
+        h, w = level_grid(H, W, g.level)
+        out.append((g, h, w, plan_layer(settings, g.block, h * w, g.channels, g.heads, H, W, time,
+                                        layout.model_channels, first)))
+    return out
+
+
+FLUX = layout_of_arch(ARCHS["Flux.1"])
+CHROMA = layout_of_arch(ARCHS["Chroma"])
 
 
 SD1 = layout_of_arch(ARCHS["SD1.x"])
@@ -69,16 +100,33 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     Shows what the settings do when enabled, whatever the `enabled` flag says."""
     s = validate(settings)
     time = s["peak_time"] if time is None else time
-    H, W = max(1, height // 8), max(1, width // 8)
-    first = min(layout.attention_levels)
     rows = []
-    for g in layout.groups:
-        h, w = level_grid(H, W, g.level)
+    for g, h, w, plan in layer_plans(s, layout, width, height, time):
         n = h * w
-        plan = plan_layer(s, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
-        base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
+        if layout.patch:
+            base, macs, nq, nkv, tiles = dit_layer_macs(n, layout.text_tokens, g.channels, plan)
+        else:
+            base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
         rows.append(Row(g.block, g.level, g.count, (w, h), nq, nkv, tiles, base * g.count, macs * g.count))
     return rows
+
+
+def dit_layer_macs(n: int, t: int, c: int, plan) -> tuple[float, float, int, int, int]:
+    """`flops.layer_macs` for one DiT block's joint attention (n image and t text tokens, c channels):
+    Q, K, V and output projections 4 L c^2 (unchanged: the DiT path reduces after them) plus the
+    attention products; query rows and K/V per query are the image queries'."""
+    length = n + t
+    proj = 4.0 * length * c * c
+    base = attn1_macs(length, c)
+    if plan is None or not plan.changes_anything:
+        return base, base, n, length, 1
+    macs = proj + dit_core_macs(plan, n, t, c)
+    if plan.tiles is None:
+        return base, macs, n, t + plan.local.tokens, 1
+    tp = plan.tiles
+    local = plan.local.tokens if plan.local else tp.tokens
+    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
+    return base, macs, tp.count * tp.tokens, local + glob + t, tp.count
 
 
 def total_kept(rows: list[Row]) -> float:

@@ -197,7 +197,7 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
         lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
                      "rates of 1 or less): the extension would leave every layer as it is.")
     elif est is None:
-        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets).")
+        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets and the Flux.1 and Chroma DiTs).")
     else:
         if est < 1.0:
             lines.append(f"Speed: these settings cost more attention than they save "
