@@ -181,6 +181,10 @@ def preview_outputs(values, layout, width=512, height=512, point=CENTRE):
         settings = from_args(values)
     except ValueError as e:
         return None, f"<p>{_html.escape(str(e))}</p>"
+    if not layout.groups:  # loaded, and neither a UNet nor a DiT family the engine knows
+        return None, (f"<p><b>{_html.escape(layout.name)}: not supported.</b> The extension leaves this "
+                      "model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, and the Flux.1, Flux "
+                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge).</p>")
     vs = views(settings, layout, width, height)
     return render(vs, point), caption_html(settings, layout, width, height, vs, point)
 

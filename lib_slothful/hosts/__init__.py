@@ -11,6 +11,7 @@ chooses; every adapter offers the same surface to the controller:
 from __future__ import annotations
 
 from .a1111 import A1111Host
+from .dit import DiTHost, diffusion_model, family_of
 from .forge import ForgeHost
 
 
@@ -19,7 +20,11 @@ def is_forge(p) -> bool:
 
 
 def host_for(p, run, controller):
-    """Forge and reForge (a patcher on `p.sd_model.forge_objects`), else AUTOMATIC1111."""
+    """Forge Neo, Forge and reForge (a patcher on `p.sd_model.forge_objects`): a DiT family the
+    engine knows (hosts/dit.py), else the UNet's attn1 patches; else AUTOMATIC1111."""
     if is_forge(p):
+        found = family_of(diffusion_model(p))
+        if found is not None:
+            return DiTHost(run, *found, progress=lambda: controller.progress, p=p)
         return ForgeHost(run, progress=lambda: controller.progress)
     return A1111Host(run, progress=lambda: controller.progress, chunks=controller.chunks)

@@ -122,13 +122,20 @@ def unet_of_model(sd_model):
 
 def layout_of(sd_model):
     """The preview layout of the loaded model, read off its UNet; a preset if it cannot be read."""
-    from lib_slothful.preview import SD1, SD2, SDXL
+    from lib_slothful.hosts.dit import family_of
+    from lib_slothful.preview import SD1, SD2, SDXL, layout_of_arch
 
     try:
         unet = unet_of_model(sd_model)
+        info = getattr(sd_model, "sd_checkpoint_info", None)
+        name = getattr(info, "name_for_extra", None) or "loaded model"
         if unet is not None and attn1_layers(unet):
-            info = getattr(sd_model, "sd_checkpoint_info", None)
-            return model_layout(unet, name=getattr(info, "name_for_extra", None) or "loaded model")
+            return model_layout(unet, name=name)
+        found = family_of(unet) if unet is not None else None
+        if found is not None:
+            return dataclasses.replace(layout_of_arch(found[0]), name=f"{name} ({found[0].name})")
+        if unet is not None:  # loaded, neither a UNet nor a known DiT: nothing to draw
+            return ModelLayout(f"{name} ({type(unet).__name__})", 0, (), ())
     except Exception:  # a model mid-load or of an unknown kind: the preview falls back to a preset
         pass
     # Forge loads the model at the first generation: until then the layout is a guess, and says so

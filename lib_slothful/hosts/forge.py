@@ -103,8 +103,9 @@ class ForgeHost:
         patcher = p.sd_model.forge_objects.unet
         unet = patcher.model.diffusion_model
         if not attn1_layers(unet):
-            self.run.note("this model has no UNet self-attention (attn1) layers (SD3, Flux, ...): "
-                          "generating without Slothful Attention")
+            self.run.note(f"{type(unet).__name__} is not supported: it has no UNet self-attention (attn1) "
+                          "layers and is not a DiT family tried with this extension (Flux.1, Flux Kontext, "
+                          "Chroma); generating without Slothful Attention")
             return False
         swapped = object_patched_attn1(patcher)
         if swapped:

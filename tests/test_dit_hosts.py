@@ -1,0 +1,228 @@
+"""The DiT adapter (lib_slothful/hosts/dit.py) on stand-ins of Forge Neo's / Forge's and reForge's
+Flux attention path (tests/dit_hosts.py): the generation's life through the controller, what each
+attention call is given, restore on error, Kontext, the neighbour policy, unsupported models."""
+import pytest
+import torch
+
+import dit_hosts
+from benchmarks.flux import FluxShape
+from lib_slothful import joint
+from lib_slothful.controller import Controller, Run
+from lib_slothful.hosts import DiTHost, ForgeHost, host_for
+from lib_slothful.hosts import dit as dit_host
+from lib_slothful.hosts.common import layout_of
+from lib_slothful.infotext import KEY
+
+# Neo's detection: heads = hidden / 128 (two 128-wide heads); two blocks of each kind
+TINY = FluxShape("tiny", hidden=256, heads=2, depth=2, depth_single=2, context=64, vec=32)
+H_LAT = W_LAT = 40  # latent: a 20 x 20 token grid (320 px): tiles of at most 16 tokens split it 2 x 2
+TEXT = 9
+FAST = {"time_decay": 0.0, "tile_size": 16, "base_tile_size": 16, "peak_tile_size": 16, "size_gate": "always"}
+
+
+@pytest.fixture(params=["neo", "reforge"])
+def host(request, monkeypatch):
+    mod = dit_hosts.install(request.param, monkeypatch)
+    torch.manual_seed(0)
+    model = mod.Model(TINY).double()
+    return mod, model
+
+
+def inputs(batch=2, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, 16, H_LAT, W_LAT, generator=g, dtype=torch.float64)
+    ctx = torch.randn(batch, TEXT, 64, generator=g, dtype=torch.float64)
+    return x, ctx
+
+
+def call(model, sigma=0.6, **kw):
+    """One denoiser call as the hosts' KModel makes it (x, t positional; context and options by name)."""
+    x, ctx = inputs()
+    s = torch.full((x.shape[0],), sigma, dtype=torch.float64)
+    return model(x, s, context=ctx, transformer_options={"sigmas": s}, **kw)
+
+
+def generation(model, settings, calls=1, patcher_options=None, **kw):
+    """process -> before_sampling -> the sampler's model calls -> postprocess_batch -> postprocess."""
+    c = Controller(host_for)
+    p = dit_hosts.processing(model)
+    p.sd_model.forge_objects.unet.model_options.update(patcher_options or {})
+    c.process(p, [dict(settings)])
+    c.before_sampling(p)
+    host = c.run.host if c.run is not None else None
+    outs = [call(model, **kw) for _ in range(calls)]
+    c.postprocess_batch(p)
+    run = c.run
+    c.postprocess(p)
+    return outs, p, host, run
+
+
+@pytest.mark.parametrize("method", ["slothful", "nearsighted_tile", "nearsighted_attention"])
+def test_flux_each_method_changes_the_output_deterministically_and_restores(host, method):
+    mod, model = host
+    kernel = getattr(mod, mod.KERNEL)
+    base = call(model)
+    (a,), p, dh, run = generation(model, {"method": method, **FAST})
+    assert isinstance(dh, DiTHost) and dh.state.changed == TINY.depth + TINY.depth_single
+    assert (a - base).abs().max() > 1e-6
+    assert KEY in p.extra_generation_params and f"method={method}" in p.extra_generation_params[KEY]
+    (b,), _, _, _ = generation(model, {"method": method, **FAST})
+    assert torch.equal(a, b)
+    assert getattr(mod, mod.KERNEL) is kernel and not dh.handles  # nothing left behind
+    assert torch.equal(call(model), base)  # off == absent
+
+
+def test_flux_disabled_is_absent(host):
+    mod, model = host
+    base = call(model)
+    (a,), p, dh, run = generation(model, {"enabled": False, "method": "nearsighted_tile", **FAST})
+    assert dh is None and run is None and torch.equal(a, base) and KEY not in p.extra_generation_params
+
+
+def test_flux_calls_get_the_grid_text_and_groups(host, monkeypatch):
+    mod, model = host
+    seen = []
+    real = joint.attend
+
+    def spy(q, k, v, plan, sp, proportional=True):
+        seen.append((sp, plan.h, plan.w))
+        return real(q, k, v, plan, sp, proportional)
+
+    monkeypatch.setattr(dit_host, "attend", spy)
+    groups = []
+    monkeypatch.setattr(dit_host, "plan_dit", lambda s, g, h, w, t, _p=dit_host.plan_dit: groups.append((g, t)) or _p(s, g, h, w, t))
+    generation(model, {"method": "slothful", **FAST}, sigma=0.25)
+    L = TEXT + 20 * 20
+    assert [x[0] for x in seen] == [joint.Span(TEXT, 20, 20, L)] * 4
+    assert [g for g, _ in groups] == ["input", "input", "output", "output"]  # double, then single blocks
+    assert all(t == pytest.approx(0.75) for _, t in groups)  # time = 1 - sigma
+
+
+def test_flux_kontext_reference_tokens_are_read_like_text(host, monkeypatch):
+    """Flux Kontext: the reference image's tokens come after the grid; they are never tiled or reduced."""
+    mod, model = host
+    seen = []
+    real = joint.attend
+    monkeypatch.setattr(dit_host, "attend", lambda q, k, v, plan, sp, pr=True: seen.append(sp) or real(q, k, v, plan, sp, pr))
+    ref = torch.randn(1, 16, 12, 14, dtype=torch.float64)
+    (out,), _, dh, _ = generation(model, {"method": "nearsighted_tile", **FAST}, ref_latents=[ref])
+    assert seen and all(sp == joint.Span(TEXT, 20, 20, TEXT + 400 + 6 * 7) for sp in seen)
+    assert torch.isfinite(out).all()
+
+
+def test_flux_kernel_is_restored_when_the_model_raises(host, monkeypatch):
+    mod, model = host
+    kernel = getattr(mod, mod.KERNEL)
+    c = Controller(host_for)
+    p = dit_hosts.processing(model)
+    c.process(p, [{"method": "slothful", **FAST}])
+    c.before_sampling(p)
+
+    def boom(*a, **k):
+        assert getattr(mod, mod.KERNEL) is not kernel  # ours while the DiT runs
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(model.single_blocks[1], "forward", boom)
+    with pytest.raises(RuntimeError):
+        call(model)
+    assert getattr(mod, mod.KERNEL) is kernel
+    c.process(p, [{"enabled": False}])  # the next generation takes the hooks off
+    assert not model._forward_pre_hooks and not model._forward_hooks
+
+
+def test_flux_teacache_style_forward_swap_stands_down(host, monkeypatch):
+    mod, model = host
+
+    def teacache_forward(self, *a, **k):
+        return orig(self, *a, **k)
+
+    orig = type(model).forward
+    teacache_forward.__module__ = "teacache"
+    monkeypatch.setattr(type(model), "forward", teacache_forward)
+    base = call(model)
+    (a,), p, dh, run = generation(model, {"method": "slothful", **FAST})
+    assert torch.equal(a, base) and KEY not in p.extra_generation_params
+    assert any("TeaCache" in n for n in run.notes)
+
+
+def test_flux_foreign_kernel_stands_down(host, monkeypatch):
+    mod, model = host
+    kernel = getattr(mod, mod.KERNEL)
+
+    def radial(*a, **k):
+        return kernel(*a, **k)
+
+    radial.__module__ = "radial_attention"
+    monkeypatch.setattr(mod, mod.KERNEL, radial)
+    base = call(model)
+    (a,), p, dh, run = generation(model, {"method": "slothful", **FAST})
+    assert torch.equal(a, base) and any("replaced by radial_attention" in n for n in run.notes)
+    assert getattr(mod, mod.KERNEL) is radial
+
+
+def test_flux_model_function_wrapper_stands_down_per_call(host):
+    """NAG, Spectrum, MultiDiffusion wrap the model call (they may call it on other text or sizes):
+    seen per call, also when they were installed after us."""
+    mod, model = host
+    base = call(model)
+    c = Controller(host_for)
+    p = dit_hosts.processing(model)
+    c.process(p, [{"method": "slothful", **FAST}])
+    c.before_sampling(p)
+    p.sd_model.forge_objects.unet.model_options["model_function_wrapper"] = lambda f, a: f(a["input"])
+    assert torch.equal(call(model), base)
+    run = c.run
+    c.postprocess_batch(p)
+    c.postprocess(p)
+    assert KEY not in p.extra_generation_params and any("model function wrapper" in n for n in run.notes)
+
+
+def test_flux_dit_block_replace_patch_stands_down(host):
+    mod, model = host
+    base = call(model)
+    (a,), p, dh, run = generation(model, {"method": "slothful", **FAST}, patcher_options={
+        "transformer_options": {"patches_replace": {"dit": {("double_block", 0): lambda a, e: e}}}})
+    assert torch.equal(a, base) and any("block replace" in n for n in run.notes)
+
+
+def test_flux_mask_and_foreign_lengths_run_the_host_kernel(host):
+    mod, model = host
+    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}), *dit_host.family_of(model), p=None)
+    p = dit_hosts.processing(model)
+    assert dh.install(p, False)
+    kernel = dh.orig
+    dh.call = dit_host.Call(TEXT, 20, 20, 0.6, "input")
+    q, k, v = (torch.randn(1, 2, TEXT + 400, 128, dtype=torch.float64) for _ in range(3))
+    mask = torch.zeros(TEXT + 400, TEXT + 400, dtype=torch.float64)
+    assert torch.equal(dh._kernel(q, k, v, 2, skip_reshape=True, mask=mask), kernel(q, k, v, 2, skip_reshape=True, mask=mask))
+    short = [t[:, :, :300] for t in (q, k, v)]  # NAG-like call with other text: not ours
+    assert torch.equal(dh._kernel(*short, 2, skip_reshape=True), kernel(*short, 2, skip_reshape=True))
+    assert dh.state.changed == 0 and len(dh.state.notes) == 2
+    # the flattened (B, L, heads * D) convention (Qwen-Image's call) gives what the (B, H, L, D) one does
+    flat = [t.transpose(1, 2).reshape(1, TEXT + 400, 256) for t in (q, k, v)]
+    assert torch.allclose(dh._kernel(*flat, 2), dh._kernel(q, k, v, 2, skip_reshape=True), atol=1e-12)
+    dh.remove()
+
+
+def test_dit_unknown_model_is_not_supported(monkeypatch):
+    """A model neither a UNet nor a DiT family the engine knows (Wan, SD3, Qwen-Image here): the
+    UNet adapter says so once and patches nothing; the preview says so."""
+    WanModel = type("WanModel", (torch.nn.Module,), {"forward": lambda self, x: x})
+    model = WanModel()
+    p = dit_hosts.processing(model)
+    run = Run({"enabled": True})
+    host = host_for(p, run, Controller(host_for))
+    assert isinstance(host, ForgeHost) and host.install(p, False) is False
+    assert "WanModel is not supported" in run.notes[0]
+    lay = layout_of(p.sd_model)
+    assert lay.groups == () and "WanModel" in lay.name
+    from lib_slothful.ui import preview_outputs
+    from lib_slothful.params import to_args
+    img, caption = preview_outputs(to_args({}), lay)
+    assert img is None and "not supported" in caption
+
+
+def test_flux_layout_of_a_loaded_flux(host):
+    mod, model = host
+    lay = layout_of(dit_hosts.processing(model).sd_model)
+    assert lay.family == "Flux.1" and lay.patch == 2 and [g.count for g in lay.groups] == [19, 38]
