@@ -226,3 +226,9 @@ def test_flux_layout_of_a_loaded_flux(host):
     mod, model = host
     lay = layout_of(dit_hosts.processing(model).sd_model)
     assert lay.family == "Flux.1" and lay.patch == 2 and [g.count for g in lay.groups] == [19, 38]
+
+
+def test_flux_report_says_when_the_dit_was_never_called(host):
+    mod, model = host
+    outs, p, dh, run = generation(model, {"method": "slothful", **FAST}, calls=0)
+    assert dh.installed == 1 and any("never called" in n for n in run.notes)

@@ -180,6 +180,7 @@ class DiTHost:
         self.orig = None
         self.call: Call | None = None
         self.model_calls = 0
+        self.installed = 0  # passes hooked
         self.kernel = self._kernel  # one bound method: the identity the seam is checked against
 
     # -- the surface the controller uses -------------------------------------------------------------
@@ -200,6 +201,7 @@ class DiTHost:
         for kind, group, _ in self.arch.blocks:
             for block in getattr(model, f"{kind}_blocks", ()):
                 self.handles.append(block.register_forward_pre_hook(self._group_hook(group)))
+        self.installed += 1
         return True
 
     def remove(self):
@@ -219,7 +221,7 @@ class DiTHost:
         return [self.state]
 
     def report(self):
-        if self.handles and self.model_calls == 0:
+        if self.installed and self.model_calls == 0:
             self.run.note("the DiT was never called through the hooked model: the images were "
                           "generated without Slothful Attention")
 

@@ -1,0 +1,195 @@
+"""DiT benchmark: Flux.1-dev at real widths (hidden 3072, 24 heads x 128, 512 text tokens).
+
+    python -m benchmarks.dit --ceilings             # FLOP ceilings of every preset, whole denoiser
+    python -m benchmarks.dit --blocks [--sizes 1024 2048] [--rounds 1]
+                                                    # one double and one single block, timed (CPU)
+    python -m benchmarks.dit --model --device cuda  # the whole Flux denoiser (GPU; bf16)
+
+Ceilings: unpatched / patched multiply-adds of the whole denoiser over a 20-call run at evenly
+spaced times (gate.RUN_TIMES), from lib_slothful/flops.py; at each size the unpatched count is first
+checked against torch's FlopCounterMode on the Flux stand-in (benchmarks/flux.py) on the meta
+device, and the run stops on a mismatch.
+Blocks: one DoubleStreamBlock and one SingleStreamBlock of the stand-in with random weights (fp32 on
+the CPU), the unpatched block and each variant side by side in one process, in an order rotated per
+round; speed-up = median unpatched time / median variant time.  A variant replaces the module's
+attention kernel by the engine (lib_slothful/joint.py) with the variant's plan at its peak time;
+its FLOP ceiling is the block's unpatched / patched multiply-adds (projections and MLP unchanged).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+
+import torch
+
+from benchmarks import flux as fx
+from lib_slothful import flops, gate
+from lib_slothful.joint import Span, attend
+from lib_slothful.params import PARAMS, preset_values, validate
+from lib_slothful.plan import plan_dit
+from lib_slothful.presets import CUSTOM, PRESETS
+
+ARCH = flops.ARCHS["Flux.1"]
+TEXT = ARCH.text_tokens
+DEFAULTS = {"Slothful": {"method": "slothful"}, "Near-sighted Tile": {"method": "nearsighted_tile"},
+            "Near-sighted Attention": {"method": "nearsighted_attention"}}
+
+
+def variants():
+    """(label, settings): each method at its defaults, then every preset but Custom."""
+    out = [(k, validate(v)) for k, v in DEFAULTS.items()]
+    out += [(f"preset {pr.label}", validate(preset_values(pr.key))) for pr in PRESETS if pr.key != CUSTOM]
+    return out
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def check_unpatched(px):
+    """flops.dit_macs against FlopCounterMode on the meta-device Flux at px x px."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = fx.IntegratedFluxTransformer2DModel(fx.FLUX_DEV)
+    H = W = px // 8
+    x, ctx = torch.empty(1, 16, H, W, device="meta"), torch.empty(1, TEXT, 4096, device="meta")
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x, torch.ones(1, device="meta"), ctx)
+    rest, core = flops.dit_macs(ARCH, H, W)
+    if counter.get_total_flops() / 2 != rest + core:
+        raise RuntimeError(f"flops.dit_macs disagrees with FlopCounterMode at {px} px")
+    return rest + core
+
+
+def ceilings(sizes):
+    log("Checking the FLOP model against FlopCounterMode (meta device, real widths) ...")
+    total = {px: check_unpatched(px) for px in sizes}
+    head = "| variant | " + " | ".join(f"{px} px" for px in sizes) + " |"
+    lines = [f"Flux.1-dev, {TEXT} text tokens; unpatched denoiser: "
+             + ", ".join(f"{2 * total[px] / 1e12:.1f} TFLOP at {px} px" for px in sizes)
+             + " per image and call (FlopCounterMode = flops.dit_macs).", "", head,
+             "|---|" + "---|" * len(sizes)]
+    for label, s in variants():
+        cells = [f"{gate.speed_estimate(s, ARCH, px, px):.2f}x" for px in sizes]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def block_macs(kind, n, plan):
+    c, length = ARCH.hidden, n + TEXT
+    rest = (12 * c * c + 12 * c * c * length) if kind == "double" else (3 * c * c + 12 * c * c * length)
+    return rest + flops.dit_core_macs(None, n, TEXT, c), rest + flops.dit_core_macs(plan, n, TEXT, c)
+
+
+def engine_kernel(plan, span):
+    def kernel(q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, skip_output_reshape=False, **kw):
+        B, H, L, D = q.shape
+        return attend(q, k, v, plan, span).transpose(1, 2).reshape(B, L, H * D)
+    return kernel
+
+
+def blocks(sizes, rounds, device, dtype, only=None):
+    torch.manual_seed(0)
+    rows = []
+    host_kernel = fx.attention_function
+    for kind in ("double", "single"):
+        c = ARCH.hidden
+        block = (fx.DoubleStreamBlock(c, ARCH.heads) if kind == "double" else fx.SingleStreamBlock(c, ARCH.heads))
+        block = block.to(device, dtype).eval()
+        for px in sizes:
+            h = w = -(-(px // 8) // 2)
+            n = h * w
+            g = torch.Generator(device="cpu").manual_seed(1)
+            img = torch.randn(1, n, c, generator=g).to(device, dtype)
+            txt = torch.randn(1, TEXT, c, generator=g).to(device, dtype)
+            vec = torch.randn(1, c, generator=g).to(device, dtype)
+            ids = torch.zeros(1, TEXT + n, 3)
+            ids[0, TEXT:, 1] = torch.arange(h).repeat_interleave(w).float()
+            ids[0, TEXT:, 2] = torch.arange(w).repeat(h).float()
+            pe = fx.EmbedND(10000, [16, 56, 56])(ids).to(device)
+            span = Span(TEXT, h, w, TEXT + n)
+
+            def run():
+                with torch.no_grad():
+                    if kind == "double":
+                        block(img, txt, vec, pe)
+                    else:
+                        block(torch.cat((txt, img), 1), vec, pe)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+
+            tests = [("unpatched", None)]
+            chosen = variants()[:3] + [v for v in variants() if v[0].endswith("2048 px (Flux, Chroma)")]
+            for label, s in [v for v in chosen if not only or any(o in v[0] for o in only)]:
+                group = "input" if kind == "double" else "output"
+                plan = plan_dit(s, group, h, w, s["peak_time"])
+                tests.append((label, plan))
+            times = {label: [] for label, _ in tests}
+            fx.attention_function = host_kernel
+            run()  # warm-up
+            for r in range(rounds):
+                order = tests[r % len(tests):] + tests[:r % len(tests)]
+                for label, plan in order:
+                    fx.attention_function = host_kernel if plan is None else engine_kernel(plan, span)
+                    t0 = time.perf_counter()
+                    run()
+                    times[label].append(time.perf_counter() - t0)
+                    fx.attention_function = host_kernel
+                log(f"  {kind} {px} px round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+            base = statistics.median(times["unpatched"])
+            for label, plan in tests:
+                t = statistics.median(times[label])
+                b, m = block_macs(kind, n, plan)
+                rows.append((kind, px, label, t, base / t, b / m))
+        del block
+    fx.attention_function = host_kernel
+    return rows
+
+
+def blocks_table(rows, device, dtype, rounds):
+    head = (f"Device: **{cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name()}** "
+            f"({device.type}, {torch.get_num_threads()} threads, {str(dtype).replace('torch.', '')}), "
+            f"torch {torch.__version__}, SDPA, batch 1, {TEXT} text tokens, {rounds} round(s), "
+            f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Each variant at its peak time.")
+    lines = [head, "", "| block | px | variant | time (s) | speed-up | FLOP ceiling | of ceiling |",
+             "|---|---|---|---|---|---|---|"]
+    for kind, px, label, t, sp, ceil in rows:
+        lines.append(f"| {kind} | {px} | {label} | {t:.2f} | {sp:.2f}x | {ceil:.2f}x | {sp / ceil:.0%} |")
+    return "\n".join(lines)
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ceilings", action="store_true")
+    ap.add_argument("--blocks", action="store_true")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None)
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", nargs="+", help="time only the variants whose label contains one of these")
+    a = ap.parse_args()
+    device = torch.device(a.device)
+    if a.ceilings:
+        log(ceilings(a.sizes or [1024, 2048, 4096]))
+    if a.blocks:
+        dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        rows = blocks(a.sizes or [1024, 2048], a.rounds, device, dtype, a.only)
+        log(blocks_table(rows, device, dtype, a.rounds))
+
+
+if __name__ == "__main__":
+    main()
