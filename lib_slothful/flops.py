@@ -84,8 +84,11 @@ class DiTArch:
     """One DiT family with joint text + image attention in every block (Flux-like: MMDiT double-stream
     blocks, then single-stream blocks), as the hosts build it.
 
-    `blocks`: (kind, settings group, count) in model order: which block group's settings (`in_` /
-    `out_`) each kind of block takes.  `classes`: the diffusion-model class names the hosts give this
+    `blocks`: (kind, settings group, count) in model order: the model's `<kind>_blocks` list and
+    which block group's settings (`in_` / `out_`) its blocks take; a kind listed twice is split in
+    that proportion (Qwen-Image's one stack: first half In, second half Out).  Kinds in `single`
+    are single-stream blocks (one MLP and projection for text and image together), the others
+    double-stream (one set per stream).  `classes`: the diffusion-model class names the hosts give this
     family (Forge Neo, Forge, reForge).  `patch`: latent pixels per token side.  `text_tokens`: the
     text length the speed estimate assumes (Flux's T5 prompt is padded to 512 tokens on Forge; Neo
     pads to 256 and more for longer prompts)."""
@@ -101,6 +104,7 @@ class DiTArch:
     guidance: bool = True  # a guidance embedder (Flux.1-dev)
     mlp_ratio: float = 4.0
     text_tokens: int = 512
+    single: tuple = ("single",)
 
     def grid(self, H: int, W: int) -> tuple[int, int]:
         """Image tokens (rows, cols) of an H x W latent: patchify rounds up (the hosts pad)."""
@@ -123,6 +127,11 @@ ARCHS = {a.name: a for a in (
     # Chroma: Flux.1's blocks without the CLIP vector and guidance embedders (its modulation comes from
     # a small approximator network, under 0.1 % of the FLOPs at 1024 px, not counted)
     DiTArch("Chroma", **_FLUX, classes=("IntegratedChromaTransformer2DModel", "Chroma"), vec_dim=0, guidance=False),
+    # Qwen-Image (Neo's backend/nn/qwen.py: 60 double-stream blocks, 24 heads x 128, Qwen2.5-VL context
+    # 3584): per block the same multiply-adds as Flux's double block; not checked by FlopCounterMode
+    # (no Qwen stand-in at real width here).  Text length varies with the prompt: 256 assumed.
+    DiTArch("Qwen-Image", hidden=3072, heads=24, blocks=(("transformer", "input", 30), ("transformer", "output", 30)),
+            classes=("QwenImageTransformer2DModel",), context_dim=3584, vec_dim=0, guidance=False, text_tokens=256),
 )}
 
 
@@ -192,8 +201,8 @@ def dit_macs(arch: DiTArch, H: int, W: int, text_tokens: int | None = None) -> t
         rest += arch.vec_dim * c + c * c
     core = 0.0
     for kind, _, count in arch.blocks:
-        per = (12 * c * c + (4 + 2 * r) * c * c * length) if kind == "double" else \
-              (3 * c * c + (3 + r + 1 + r) * c * c * length)
+        per = (3 * c * c + (3 + r + 1 + r) * c * c * length) if kind in arch.single else \
+              (12 * c * c + (4 + 2 * r) * c * c * length)
         rest += count * per
         core += count * 2.0 * length * length * c
     rest += 2 * c * c + n * c * arch.in_channels * arch.patch ** 2  # final layer

@@ -184,7 +184,7 @@ def preview_outputs(values, layout, width=512, height=512, point=CENTRE):
     if not layout.groups:  # loaded, and neither a UNet nor a DiT family the engine knows
         return None, (f"<p><b>{_html.escape(layout.name)}: not supported.</b> The extension leaves this "
                       "model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, and the Flux.1, Flux "
-                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge).</p>")
+                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge, Qwen-Image on Forge Neo).</p>")
     vs = views(settings, layout, width, height)
     return render(vs, point), caption_html(settings, layout, width, height, vs, point)
 
@@ -201,7 +201,7 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
         lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
                      "rates of 1 or less): the extension would leave every layer as it is.")
     elif est is None:
-        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets and the Flux.1 and Chroma DiTs).")
+        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets and the Flux.1, Chroma and Qwen-Image DiTs).")
     else:
         if est < 1.0:
             lines.append(f"Speed: these settings cost more attention than they save "

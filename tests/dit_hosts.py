@@ -41,6 +41,88 @@ class Flux(IntegratedFluxTransformer2DModel):
 '''
 
 
+# Forge Neo's Qwen-Image path (webui/backend/nn/qwen.py 5692d2d1), reduced to what meets attention:
+# `attention_function` imported by name (qwen.py:13); `Attention.forward` (qwen.py:200-240) projects
+# both streams, concatenates [text | image] on the token axis, flattens heads and calls
+# `attention_function(q, k, v, heads, attention_mask)` with (B, L, heads * D) tensors, then splits
+# at the text length; `QwenImageTransformerBlock` (qwen.py:246-318) adds the outputs; the model
+# (qwen.py:335-481) takes a 5-D latent (B, C, 1, H, W), patchifies 2 x 2 (grid rounded up), appends
+# edit references after the image and runs `transformer_blocks` in order.  Differences: no RoPE,
+# QK-norm, modulation, MLP, timestep embedding or final norm (none of them touches the seam).
+QWEN = """
+import torch
+from torch import nn
+import torch.nn.functional as F
+from backend.attention import attention_function
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv, self.add_qkv = nn.Linear(dim, 3 * dim), nn.Linear(dim, 3 * dim)
+        self.to_out, self.to_add_out = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, hidden_states, encoder_hidden_states, attention_mask=None):
+        seq_txt = encoder_hidden_states.shape[1]
+        iq, ik, iv = self.to_qkv(hidden_states).chunk(3, -1)
+        tq, tk, tv = self.add_qkv(encoder_hidden_states).chunk(3, -1)
+        out = attention_function(torch.cat([tq, iq], 1), torch.cat([tk, ik], 1), torch.cat([tv, iv], 1),
+                                 self.heads, attention_mask)
+        return self.to_out(out[:, seq_txt:]), self.to_add_out(out[:, :seq_txt])
+
+
+class QwenImageTransformerBlock(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.attn = Attention(dim, heads)
+
+    def forward(self, hidden_states, encoder_hidden_states):
+        img, txt = self.attn(hidden_states, encoder_hidden_states)
+        return encoder_hidden_states + txt, hidden_states + img
+
+
+class QwenImageTransformer2DModel(nn.Module):
+    patch_size = 2
+
+    def __init__(self, dim=256, heads=2, layers=4, context=64):
+        super().__init__()
+        self.img_in, self.txt_in = nn.Linear(64, dim), nn.Linear(context, dim)
+        self.transformer_blocks = nn.ModuleList(QwenImageTransformerBlock(dim, heads) for _ in range(layers))
+        self.proj_out = nn.Linear(dim, 64)
+
+    def _img(self, x):
+        b, c, t, h, w = x.shape
+        x = F.pad(x[:, :, 0], (0, w % 2, 0, h % 2))
+        hl, wl = x.shape[-2] // 2, x.shape[-1] // 2
+        return x.reshape(b, c, hl, 2, wl, 2).permute(0, 2, 4, 1, 3, 5).reshape(b, hl * wl, c * 4)
+
+    def forward(self, x, timesteps, context, attention_mask=None, guidance=None, ref_latents=None,
+                transformer_options={}, control=None, **kwargs):
+        img = self._img(x)
+        n = img.shape[1]
+        for ref in ref_latents or ():
+            img = torch.cat([img, self._img(ref.to(x))], 1)
+        img, txt = self.img_in(img), self.txt_in(context)
+        for block in self.transformer_blocks:
+            txt, img = block(img, txt)
+        return self.proj_out(img[:, :n])
+"""
+
+
+def install_qwen(monkeypatch) -> types.ModuleType:
+    """Neo's backend.attention (the kernel) and backend.nn.qwen (the model) stand-ins."""
+    flux = _flux("backend.nn.flux", monkeypatch)
+    kernels = _module("backend.attention", monkeypatch)
+    kernel = flux.attention_function
+    kernel.__module__ = "backend.attention"
+    kernels.attention_function = kernel
+    qwen = _module("backend.nn.qwen", monkeypatch)
+    exec(compile(QWEN, "<backend.nn.qwen stand-in>", "exec"), qwen.__dict__)
+    qwen.Model, qwen.KERNEL = qwen.QwenImageTransformer2DModel, "attention_function"
+    return qwen
+
+
 def _module(name, monkeypatch):
     mod = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, mod)

@@ -232,3 +232,50 @@ def test_flux_report_says_when_the_dit_was_never_called(host):
     mod, model = host
     outs, p, dh, run = generation(model, {"method": "slothful", **FAST}, calls=0)
     assert dh.installed == 1 and any("never called" in n for n in run.notes)
+
+
+def test_qwen_image_neo_blocks_split_into_in_and_out_and_restore(monkeypatch):
+    """Qwen-Image on Neo: one stack of double-stream blocks (first half In, second half Out), a 5-D
+    latent of one frame, (B, L, heads * D) tensors at the kernel, edit references after the image."""
+    mod = dit_hosts.install_qwen(monkeypatch)
+    torch.manual_seed(0)
+    model = mod.Model().double()
+    kernel = mod.attention_function
+    seen = []
+    real = joint.attend
+    monkeypatch.setattr(dit_host, "attend", lambda q, k, v, plan, sp, pr=True: seen.append(sp) or real(q, k, v, plan, sp, pr))
+    groups = []
+    monkeypatch.setattr(dit_host, "plan_dit", lambda s, g, h, w, t, _p=dit_host.plan_dit: groups.append(g) or _p(s, g, h, w, t))
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 16, 1, 37, 40, generator=g, dtype=torch.float64)
+    ctx = torch.randn(1, 11, 64, generator=g, dtype=torch.float64)
+    ref = torch.randn(1, 16, 1, 8, 8, generator=g, dtype=torch.float64)
+    sig = torch.tensor([0.5], dtype=torch.float64)
+
+    def run():
+        return model(x, sig, context=ctx, ref_latents=[ref], transformer_options={"sigmas": sig})
+
+    base = run()
+    c = Controller(host_for)
+    p = dit_hosts.processing(model)
+    c.process(p, [{"method": "nearsighted_attention", **FAST}])
+    c.before_sampling(p)
+    assert isinstance(c.run.host, DiTHost) and c.run.host.arch.name == "Qwen-Image"
+    out = run()
+    c.postprocess_batch(p)
+    c.postprocess(p)
+    assert groups == ["input", "input", "output", "output"]
+    assert seen == [joint.Span(11, 19, 20, 11 + 19 * 20 + 16)] * 4
+    assert (out - base).abs().max() > 1e-6 and KEY in p.extra_generation_params
+    assert mod.attention_function is kernel and torch.equal(run(), base)
+
+
+def test_qwen_image_video_latent_runs_untouched(monkeypatch):
+    mod = dit_hosts.install_qwen(monkeypatch)
+    model = mod.Model().double()
+    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}), *dit_host.family_of(model))
+    assert dh.install(dit_hosts.processing(model), False)
+    x = torch.randn(1, 16, 3, 8, 8, dtype=torch.float64)
+    dh._enter(model, (x, torch.tensor([0.5])), {"context": torch.randn(1, 4, 64)})
+    assert dh.call is None and "video frames" in dh.state.notes[0]
+    dh.remove()

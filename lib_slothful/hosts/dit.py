@@ -80,6 +80,11 @@ FAMILIES = {
     "IntegratedChromaTransformer2DModel": ("Chroma", _FORGE),  # Neo chroma.py:87, Forge chroma.py
     "Flux": ("Flux.1", _REFORGE),  # reForge ldm_patched/ldm/flux/model.py:37
     "Chroma": ("Chroma", _REFORGE),  # reForge ldm_patched/ldm/chroma/model.py:46
+    # Neo webui/backend/nn/qwen.py:335; Attention.forward calls the global with (B, L, heads * D)
+    # tensors after RoPE, [text | image | edit references] (qwen.py:13, 222-234); no module-level
+    # RoPE attention function to check.  reForge and Forge have no Qwen-Image.
+    "QwenImageTransformer2DModel": ("Qwen-Image", Seam("backend.nn.qwen", "attention_function",
+                                                       ("backend.attention",), (), "backend.nn.qwen")),
 }
 # the model methods the block caches and TeaCache swap at class level
 _FORWARDS = ("forward", "inner_forward", "forward_orig")
@@ -150,6 +155,24 @@ def foreign_wrapper(patcher) -> str | None:
     return None
 
 
+def block_groups(model, arch: DiTArch):
+    """(block module, settings group) of every block of the model, from the family's table: a kind
+    listed once gives all its blocks one group; a kind listed more than once is split in the
+    table's proportions (whatever the model's real block count: test models have fewer)."""
+    parts: dict = {}
+    for kind, group, count in arch.blocks:
+        parts.setdefault(kind, []).append((group, count))
+    for kind, groups in parts.items():
+        blocks = list(getattr(model, f"{kind}_blocks", ()))
+        total, start, seen = sum(c for _, c in groups), 0, 0
+        for group, count in groups:
+            seen += count
+            end = round(len(blocks) * seen / total)
+            for block in blocks[start:end]:
+                yield block, group
+            start = end
+
+
 @dataclass
 class Call:
     """What the attention calls of one DiT forward need: the grid, the text length, time, group."""
@@ -198,9 +221,8 @@ class DiTHost:
         self.orig = getattr(self.module, self.seam.kernel)
         self.handles.append(model.register_forward_pre_hook(self._enter, with_kwargs=True))
         self.handles.append(model.register_forward_hook(self._leave, always_call=True))
-        for kind, group, _ in self.arch.blocks:
-            for block in getattr(model, f"{kind}_blocks", ()):
-                self.handles.append(block.register_forward_pre_hook(self._group_hook(group)))
+        for block, group in block_groups(model, self.arch):
+            self.handles.append(block.register_forward_pre_hook(self._group_hook(group)))
         self.installed += 1
         return True
 
@@ -244,9 +266,11 @@ class DiTHost:
             if other:
                 self.state.note(f"{other}: this {self.arch.name} call runs without Slothful Attention")
                 return None
+            if x.ndim == 5 and x.shape[2] == 1:  # Qwen-Image's (B, C, frames, H, W) latent, one frame
+                x = x[:, :, 0]
             if x.ndim != 4 or context is None or context.ndim != 3:
                 self.state.note(f"a {self.arch.name} call with a latent of shape {tuple(x.shape)} "
-                                "(not one image) runs untouched")
+                                "(video frames, or not one image) runs untouched")
                 return None
             if self.settings["schedule"] == "progress":
                 time = clip(float(self.progress() or 0.0), 0.0, 1.0)

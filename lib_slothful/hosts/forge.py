@@ -105,7 +105,7 @@ class ForgeHost:
         if not attn1_layers(unet):
             self.run.note(f"{type(unet).__name__} is not supported: it has no UNet self-attention (attn1) "
                           "layers and is not a DiT family tried with this extension (Flux.1, Flux Kontext, "
-                          "Chroma); generating without Slothful Attention")
+                          "Chroma; Qwen-Image on Forge Neo); generating without Slothful Attention")
             return False
         swapped = object_patched_attn1(patcher)
         if swapped:
