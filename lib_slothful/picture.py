@@ -371,6 +371,7 @@ def _footer(vs, panels, width) -> list[list]:
     return lines + _wrap(legend(vs), width)
 
 
+@lru_cache(maxsize=1)
 def _font():
     from PIL import ImageFont
 
@@ -415,8 +416,9 @@ def render(vs: list, point=(0.5, 0.5)):
     for p in panels:
         for i, text in enumerate(label(p).split("\n")):
             d.text((p.x, p.y - LABEL + 1 + 12 * i), text, fill=(0, 0, 0), font=_font())
-    y = height - LINE * len(_footer(vs, panels, width))
-    for line in _footer(vs, panels, width):
+    footer = _footer(vs, panels, width)
+    y = height - LINE * len(footer)
+    for line in footer:
         x = 0
         for colour, words in line:
             if colour is not None:

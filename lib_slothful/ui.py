@@ -200,9 +200,8 @@ def preview_outputs(values, layout, width=DEFAULT_SIDE, height=DEFAULT_SIDE, poi
 def headline(settings, layout, width, height, vs, verdict) -> str:
     """The caption's first line, in plain words: what the settings will do at this size."""
     at = f"At {width}x{height} px" if settings["enabled"] else f"When enabled, at {width}x{height} px"
-    changed = sum(v.changed for v in vs)  # groups of layers
-    layers = sum(g.count for g, v in zip(layout.groups, vs) if v.changed)
-    if not changed:
+    layers = sum(g.count for g, v in zip(layout.groups, vs) if v.changed)  # views are in layout order
+    if not layers:
         return (f"{at} these settings change nothing (one tile, or reduction rates of 1 or less): "
                 "every attention layer stays as it is.")
     est = verdict.estimate

@@ -362,3 +362,15 @@ def test_forge_policy_names_what_each_replace_patch_takes(unet):
         verdict = view.neighbour({"block": ("input", 1), "block_index": 0})
         assert (verdict.short_kv, verdict.tiled_q) == (short_kv, tiled_q), module
         assert view.neighbour({"block": ("output", 3), "block_index": 0}) is None  # a block it does not replace
+
+
+@pytest.mark.parametrize("settings", [TILE, SLOTHFUL_MID], ids=["tile", "slothful"])
+def test_forge_a_patch_before_ours_gets_one_console_line(unet, inputs, settings):
+    """reForge's HyperTile and ToMe register their attn1 patch before ours: ours then sees their
+    tensors.  The neighbour is named once, and nothing else is said about those layers."""
+    def tome_like(patcher):
+        patcher.set_model_attn1_patch(lambda n, context, value, extra: (n * 1.0, context, value))
+    alone = neighbour_only(unet, inputs, before=tome_like)[0]
+    (out,), entry, notes = forge_generate(unet, inputs, settings, before=tome_like)
+    assert torch.equal(out, alone) and entry is None
+    assert len(notes) == 1 and "another attn1 patch" in notes[0], notes
