@@ -203,9 +203,9 @@ def part1(layout, device, dtype):
         for title, s in METHODS:
             log(f"   {'':>6} {'':>7}  {title:<24}{med[title] * 1e3:>11.0f}{base / med[title]:>9.2f}x"
                 f"{layer_ceiling(s, layout, layer):>13.2f}x{rounds:>6}")
-    if not cuda:
-        log(f"   est.: at 2048 px the unpatched layer ran on 1/{SLICE_CPU[2048]} of its query rows (against all "
-            "keys),\n   its time scaled by the multiply-adds; that size's speed-ups divide by this estimate.")
+        if slice_k > 1:
+            log(f"   est.: at {px} px the unpatched layer ran on 1/{slice_k} of its query rows (against all keys),\n"
+                "   its time scaled by the multiply-adds; that size's speed-ups divide by this estimate.")
 
 
 # -- part 2: the whole UNet, by arithmetic -------------------------------------------------------
