@@ -1,5 +1,6 @@
-"""Multiply-adds of one UNet call, from a small architecture table and the latent size alone: the
-"at most N x faster UNet" the accordion shows and the benchmark's FLOP ceiling, without a model.
+"""Multiply-adds of one UNet call, from a family's architecture table (`families.py`) and the latent
+size alone: the "at most N x faster UNet" the accordion shows and the benchmark's FLOP ceiling,
+without a model.
 
 Pure Python arithmetic (no torch, no module tree): a few microseconds per size, so the preview can
 call it on every slider move, on any host (Forge has no `ldm` to count FLOPs on).
@@ -18,73 +19,20 @@ The upsample conv runs on the doubled grid before it is cut to the skip connecti
 ldm); Forge and ComfyUI resize first, which at odd latent sides is a few rows fewer: noise here.
 
 `unet_macs` splits the count into `rest` and the attn1 layers, whose cost the caller replaces by the
-patched one (`layer_macs` of a layer's plan).  `ceiling` does that for this extension's settings.
+patched one (`layer_macs` of a layer's plan).  `ceiling` does that for this extension's settings,
+with the plans of `plan.plan_model`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from .arith import level_grid
+from .families import FAMILIES, Family, family_of
 from .params import validate
-from .plan import plan_layer
+from .plan import plan_model
 
 # Text tokens the cross-attention sees: one 75-token chunk plus start and end (the benchmark's too).
 CONTEXT_TOKENS = 77
-
-
-@dataclass(frozen=True)
-class Arch:
-    """One UNet family, as ldm / sgm build it (openaimodel.UNetModel, spatial transformers).
-
-    depth[level]: transformer blocks in each attention of that level, in the input blocks and the
-    output blocks alike (0 = no attention there); depth_middle: the middle block's."""
-    name: str
-    model_channels: int = 320
-    channel_mult: tuple = (1, 2, 4, 4)
-    res_blocks: int = 2  # per level in the input blocks; the output blocks have one more
-    depth: tuple = (1, 1, 1, 0)
-    depth_middle: int = 1
-    context_dim: int = 768
-    num_heads: int | None = 8  # fixed head count (SD1), or None: channels / head_channels heads
-    head_channels: int = 64
-    adm_in_channels: int = 0  # SDXL: pooled text + size conditioning through a two-layer label embedding
-    in_channels: int = 4
-    out_channels: int = 4
-
-    def channels(self, level: int) -> int:
-        return self.model_channels * self.channel_mult[level]
-
-    def heads(self, level: int) -> int:
-        return self.num_heads or self.channels(level) // self.head_channels
-
-    @property
-    def levels(self) -> int:
-        return len(self.channel_mult)
-
-    @property
-    def attention_levels(self) -> tuple:
-        return tuple(lv for lv, d in enumerate(self.depth) if d)
-
-    def attn1_groups(self) -> tuple:
-        """(block, level, channels, heads, count) of the attn1 layers in UNet order, one entry per
-        block group and level: what preview.LayerGroup holds."""
-        out = [("input", lv, self.channels(lv), self.heads(lv), self.res_blocks * d)
-               for lv, d in enumerate(self.depth) if d]
-        last = self.levels - 1
-        if self.depth_middle:
-            out.append(("middle", last, self.channels(last), self.heads(last), self.depth_middle))
-        out += [("output", lv, self.channels(lv), self.heads(lv), (self.res_blocks + 1) * d)
-                for lv, d in reversed(list(enumerate(self.depth))) if d]
-        return tuple(out)
-
-
-ARCHS = {a.name: a for a in (
-    Arch("SD1.x"),
-    Arch("SD2.x", num_heads=None, context_dim=1024),
-    Arch("SDXL", channel_mult=(1, 2, 4), depth=(0, 2, 10), depth_middle=10, context_dim=2048,
-         num_heads=None, adm_in_channels=2816),
-)}
 
 
 class Attn1(NamedTuple):
@@ -135,37 +83,18 @@ def layer_macs(n: int, c: int, plan) -> tuple[float, float, int, int, int]:
     return base, macs, tiles * lq, lkv, tiles
 
 
-def arch_of(layout) -> Arch | None:
-    """The architecture of a preview layout: an `Arch`, a name in ARCHS, a ModelLayout named after
-    one, or a layout read off a loaded UNet whose attn1 layers match exactly one family.  None for
-    anything else (SSD-1B, a refiner, a foreign model): then there is no FLOP model for it."""
-    if isinstance(layout, Arch):
-        return layout
-    if isinstance(layout, str):
-        return ARCHS.get(layout)
-    arch = ARCHS.get(getattr(layout, "name", None))
-    if arch is not None:
-        return arch
-    try:
-        groups = tuple((g.block, g.level, g.channels, g.heads, g.count) for g in layout.groups)
-        mc = layout.model_channels
-    except AttributeError:
-        return None
-    found = [a for a in ARCHS.values() if a.attn1_groups() == groups and a.model_channels == mc]
-    return found[0] if len(found) == 1 else None
+def _family(layout) -> Family:
+    f = family_of(layout)
+    if f is None:
+        raise ValueError(f"no FLOP model for {getattr(layout, 'name', layout)!r}; known: {', '.join(FAMILIES)}")
+    return f
 
 
-def _arch(layout) -> Arch:
-    arch = arch_of(layout)
-    if arch is None:
-        raise ValueError(f"no FLOP model for {getattr(layout, 'name', layout)!r}; known: {', '.join(ARCHS)}")
-    return arch
-
-
-def unet_macs(layout, H: int, W: int, context_tokens: int = CONTEXT_TOKENS) -> UNetMacs:
+def unet_macs(family, H: int, W: int, context_tokens: int = CONTEXT_TOKENS) -> UNetMacs:
     """Multiply-adds of one UNet call on one H x W latent (pixels / 8, any size: each level halves
-    the sides rounding up, as arith.level_grid), split into `rest` and the attn1 layers."""
-    a = _arch(layout)
+    the sides rounding up, as arith.level_grid), split into `rest` and the attn1 layers.  `family`:
+    a `families.Family` or a layout of one."""
+    a = _family(family)
     grids = [level_grid(H, W, lv) for lv in range(a.levels)]
     n = [h * w for h, w in grids]
     mc, temb, ctx = a.model_channels, 4 * a.model_channels, context_tokens * a.context_dim
@@ -235,16 +164,15 @@ def ratio(macs: UNetMacs, layer_cost: Callable, times) -> float:
     return base / patched
 
 
-def ceiling(settings, layout, H: int, W: int, times) -> float:
+def ceiling(settings, family, H: int, W: int, times) -> float:
     """The FLOP ceiling of `settings` on an H x W latent (pixels / 8): unpatched UNet MACs / patched
     UNet MACs, summed over UNet calls at `times` (0 = first step, 1 = last, as plan.plan_layer's).
-    The speed-up the UNet cannot exceed (a patched attention is never faster than its FLOPs)."""
+    The speed-up the UNet cannot exceed (a patched attention is never faster than its FLOPs).
+    `family`: a `families.Family` or a layout of one."""
     s = validate(settings)
-    a = _arch(layout)
-    mc, first = a.model_channels, min(a.attention_levels)
-
-    def cost(l: Attn1, t: float) -> float:
-        plan = plan_layer(s, l.block, l.tokens, l.channels, l.heads, H, W, t, mc, first)
-        return layer_macs(l.tokens, l.channels, plan)[1]
-
-    return ratio(unet_macs(a, H, W), cost, times)
+    f = _family(family)
+    macs = unet_macs(f, H, W)
+    times = list(times)
+    patched = sum(macs.rest + sum(pg.group.count * layer_macs(pg.h * pg.w, pg.group.channels, pg.plan)[1]
+                                  for pg in plan_model(s, f.layout, H, W, t)) for t in times)
+    return macs.total * len(times) / patched

@@ -1,49 +1,22 @@
 """What the settings do to a model at an image size: per level and block group, Q tokens, K/V tokens,
-tiles and the share of self-attention FLOPs kept.  Built from the same `plan_layer` the patches run.
+tiles and the share of self-attention FLOPs kept.  Built from the plans the patches run.
 
 Self-attention cost of one layer in multiply-adds, N tokens of C channels (`flops.layer_macs`):
   unpatched:  Q and out projections 2*N*C^2 + K and V projections 2*N*C^2 + core 2*N*N*C
   patched:    2*Nq*C^2 + 2*Nkv_fed*C^2 + 2*tiles*Lq*Lkv*C
 where Nq counts tiled query rows (overlap or padding included) and Nkv_fed every K/V row projected
-(a global sample is projected once per tile).  The presets SD1 / SD2 / SDXL are derived from the
-architecture table in `flops.py` (`flops.ceiling` gives the whole UNet's FLOP ceiling).
+(a global sample is projected once per tile).  The plans are `plan.plan_model`'s, the layouts
+`families.py`'s or read off a loaded UNet (`flops.ceiling` gives the whole UNet's FLOP ceiling).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arith import level_grid
-from .flops import ARCHS, layer_macs
+from .arith import latent_grid
+from .families import ModelLayout
+from .flops import layer_macs
 from .params import validate
-from .plan import plan_layer
-
-
-@dataclass(frozen=True)
-class LayerGroup:
-    block: str  # input | middle | output
-    level: int
-    channels: int
-    heads: int
-    count: int  # attn1 layers of this kind
-
-
-@dataclass(frozen=True)
-class ModelLayout:
-    name: str
-    model_channels: int
-    attention_levels: tuple
-    groups: tuple  # LayerGroup, in UNet order
-
-
-def layout_of_arch(arch) -> ModelLayout:
-    """The preview layout of a `flops.Arch`: its attn1 layers per block group and level."""
-    return ModelLayout(arch.name, arch.model_channels, arch.attention_levels,
-                       tuple(LayerGroup(*g) for g in arch.attn1_groups()))
-
-
-SD1 = layout_of_arch(ARCHS["SD1.x"])
-SD2 = layout_of_arch(ARCHS["SD2.x"])
-SDXL = layout_of_arch(ARCHS["SDXL"])
+from .plan import plan_model
 
 
 @dataclass(frozen=True)
@@ -69,15 +42,12 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     Shows what the settings do when enabled, whatever the `enabled` flag says."""
     s = validate(settings)
     time = s["peak_time"] if time is None else time
-    H, W = max(1, height // 8), max(1, width // 8)
-    first = min(layout.attention_levels)
+    H, W = latent_grid(width, height)
     rows = []
-    for g in layout.groups:
-        h, w = level_grid(H, W, g.level)
-        n = h * w
-        plan = plan_layer(s, g.block, n, g.channels, g.heads, H, W, time, layout.model_channels, first)
-        base, macs, nq, nkv, tiles = layer_macs(n, g.channels, plan)
-        rows.append(Row(g.block, g.level, g.count, (w, h), nq, nkv, tiles, base * g.count, macs * g.count))
+    for pg in plan_model(s, layout, H, W, time):
+        g = pg.group
+        base, macs, nq, nkv, tiles = layer_macs(pg.h * pg.w, g.channels, pg.plan)
+        rows.append(Row(g.block, g.level, g.count, (pg.w, pg.h), nq, nkv, tiles, base * g.count, macs * g.count))
     return rows
 
 
