@@ -31,13 +31,13 @@ import torch
 from benchmarks.run import cpu_name, log, sync
 from benchmarks.unets import SD15, SDXL, build_unet, call_unet, randomize, unet_inputs, use_sdpa
 from lib_slothful import build_patches, flops, gate
-from lib_slothful.arith import level_grid
+from lib_slothful.arith import latent_grid, level_grid
+from lib_slothful.families import SD1, SDXL as SDXL_FAMILY  # the model descriptions: only from here
 from lib_slothful.hosts import a1111
-from lib_slothful.params import BY_KEY, DEFAULTS, validate
-from lib_slothful.plan import plan_layer
-from lib_slothful.preview import SD1, SDXL as SDXL_LAYOUT  # the layouts: the one place they come from
+from lib_slothful.params import AUTO_MIN_SPEEDUP, BY_KEY, DEFAULTS, validate
+from lib_slothful.plan import plan_model
 
-MODELS = {"sd15": (SD15, SD1), "sdxl": (SDXL, SDXL_LAYOUT)}  # key -> (UNet shape, layout for the arithmetic)
+MODELS = {"sd15": (SD15, SD1), "sdxl": (SDXL, SDXL_FAMILY)}  # key -> (UNet shape, family for the arithmetic)
 METHODS = [(label, {"enabled": True, "method": value}) for value, label in BY_KEY["method"].choices]
 SIZES = (512, 1024, 2048)
 # Every method's defaults share this peak time; at it Slothful and Near-sighted Attention are at
@@ -54,7 +54,7 @@ HOW_TO_READ = f"""How to read the numbers:
                   arithmetic alone. A measured speed-up stays below it (the engine's own work, memory).
   Auto          = the default "Apply from" size gate: Slothful applies at any size (it is an image
                   control); the Near-sighted methods only where the whole UNet's FLOP ceiling over a
-                  sampling run ({len(gate.RUN_TIMES)} evenly spaced steps) is at least {gate.AUTO_MIN_SPEEDUP}x.
+                  sampling run ({len(gate.RUN_TIMES)} evenly spaced steps) is at least {AUTO_MIN_SPEEDUP:g}x.
   output change = how far the UNet's output moved: |patched - unpatched| / |unpatched|. The weights
                   are random, so this is a size of change, not a quality measure.
   Times are medians of a few runs. On a busy CPU (see the load average above) one run can take 1.5x
@@ -67,40 +67,34 @@ HOW_TO_READ = f"""How to read the numbers:
 class Layer:
     """The first attention level's attn1 at one image size: what the host passes in extra_options."""
     block: tuple  # ("input", i), as extra_options["block"]
-    level: int
     channels: int
     heads: int
     H: int  # latent
     W: int
-    h: int  # token grid at this level
-    w: int
-
-    @property
-    def tokens(self) -> int:
-        return self.h * self.w
+    tokens: int  # at this level
 
 
-def first_layer(layout, px: int) -> Layer:
-    g = layout.groups[0]  # UNet order: the input blocks' first attention level comes first
-    arch = flops.arch_of(layout)
+def first_layer(family, px: int) -> Layer:
+    g = family.layout.groups[0]  # UNet order: the input blocks' first attention level comes first
     # ldm's input_blocks: [0] is the first conv, then res_blocks blocks per level and a Downsample
-    block = ("input", 1 + g.level * (arch.res_blocks + 1))
-    H = W = px // 8
-    return Layer(block, g.level, g.channels, g.heads, H, W, *level_grid(H, W, g.level))
+    block = ("input", 1 + g.level * (family.res_blocks + 1))
+    H, W = latent_grid(px, px)
+    h, w = level_grid(H, W, g.level)
+    return Layer(block, g.channels, g.heads, H, W, h * w)
 
 
-def layer_ceiling(settings, layout, layer: Layer, time_01: float = PEAK) -> float:
-    """Unpatched / patched multiply-adds of this one layer under `settings` at `time_01`."""
-    plan = plan_layer(validate(settings), layer.block[0], layer.tokens, layer.channels, layer.heads,
-                      layer.H, layer.W, time_01, layout.model_channels, min(layout.attention_levels))
-    base, patched, *_ = flops.layer_macs(layer.tokens, layer.channels, plan)
+def layer_ceiling(settings, family, layer: Layer) -> float:
+    """Unpatched / patched multiply-adds of this one layer under `settings` at the peak time: the
+    plan of the layout's first group is what the patch does to this layer."""
+    first = plan_model(validate(settings), family.layout, layer.H, layer.W, PEAK)[0]
+    base, patched, *_ = flops.layer_macs(layer.tokens, layer.channels, first.plan)
     return base / patched
 
 
-def unet_rows(layout, sizes=SIZES):
-    """[(px, method title, whole-UNet FLOP ceiling over a sampling run, Auto's gate.Gate)]."""
-    return [(px, title, gate.speed_estimate(s, layout, px, px), gate.check(s, layout, px, px))
-            for px in sizes for title, s in METHODS]
+def unet_rows(family, sizes=SIZES):
+    """[(px, method title, gate.Gate)]: Auto's verdict, with the whole UNet's FLOP ceiling over a
+    sampling run it decided by (`.estimate`)."""
+    return [(px, title, gate.check(s, family.layout, px, px)) for px in sizes for title, s in METHODS]
 
 
 # -- part 1: one layer, measured -------------------------------------------------------------------
@@ -180,10 +174,11 @@ def measure_layer(module, layer: Layer, layout, device, dtype, rounds: int, slic
     return med
 
 
-def part1(layout, device, dtype):
+def part1(family, device, dtype):
     cuda = device.type == "cuda"
-    layer0 = first_layer(layout, SIZES[0])
-    log(f"\n1. One self-attention layer, measured: {layout.name}'s first attention level, the attn1 of "
+    layout = family.layout
+    layer0 = first_layer(family, SIZES[0])
+    log(f"\n1. One self-attention layer, measured: {family.name}'s first attention level, the attn1 of "
         f"input_blocks[{layer0.block[1]}]\n   ({layer0.channels} channels, {layer0.heads} heads), a real ldm "
         f"CrossAttention with SDPA, random weights, batch 1, timestep {TIMESTEP:g}\n   (time {PEAK}: the "
         f"defaults' peak time, full strength); the A1111 host's own hooks drive the patch.")
@@ -191,7 +186,7 @@ def part1(layout, device, dtype):
     module = LayerHost(layer0).to(device, dtype).eval()
     measure_layer(module, layer0, layout, device, dtype, rounds=1)  # warm-up: every path once, small
     for px in SIZES:
-        layer = first_layer(layout, px)
+        layer = first_layer(family, px)
         rounds = ROUNDS_CUDA if cuda else ROUNDS_CPU[px]
         slice_k = 1 if cuda else SLICE_CPU.get(px, 1)
         if cuda:
@@ -202,30 +197,31 @@ def part1(layout, device, dtype):
         log(f"   {px:>6} {layer.tokens:>7}  {'unpatched':<24}{base * 1e3:>11.0f}{est:>10}{'1.00x':>14}{rounds:>6}")
         for title, s in METHODS:
             log(f"   {'':>6} {'':>7}  {title:<24}{med[title] * 1e3:>11.0f}{base / med[title]:>9.2f}x"
-                f"{layer_ceiling(s, layout, layer):>13.2f}x{rounds:>6}")
+                f"{layer_ceiling(s, family, layer):>13.2f}x{rounds:>6}")
         if slice_k > 1:
             log(f"   est.: at {px} px the unpatched layer ran on 1/{slice_k} of its query rows (against all keys),\n"
                 "   its time scaled by the multiply-adds; that size's speed-ups divide by this estimate.")
 
 
 # -- part 2: the whole UNet, by arithmetic -------------------------------------------------------
-def part2(layout):
-    log(f"\n2. The whole {layout.name} UNet, by arithmetic (no timing): its FLOP ceiling over a sampling run\n"
+def part2(family):
+    log(f"\n2. The whole {family.name} UNet, by arithmetic (no timing): its FLOP ceiling over a sampling run\n"
         f"   ({len(gate.RUN_TIMES)} steps), and what Auto (the default Apply from) does at each size.")
     log(f"   {'size':>6}  {'method':<24}{'FLOP ceiling':>13}  {'Auto':<8} why")
-    for px, title, est, verdict in unet_rows(layout):
-        ceiling = f"{est:.2f}x" if est is not None else "n/a"
+    for px, title, verdict in unet_rows(family):
+        ceiling = f"{verdict.estimate:.2f}x" if verdict.estimate is not None else "n/a"
         reason = verdict.reason.removeprefix("Auto: ")
         log(f"   {px:>6}  {title:<24}{ceiling:>13}  {'applies' if verdict.applies else 'off':<8} {reason}")
 
 
 # -- part 3: the whole UNet, measured ------------------------------------------------------------
-def part3(shape, layout, px, device, dtype, rounds):
+def part3(shape, family, px, device, dtype, rounds):
     cuda = device.type == "cuda"
+    layout = family.layout
     log(f"\n3. The whole UNet, measured: one {shape.name}-shaped ldm UNet forward at {px}x{px} px, random\n"
         f"   weights, batch 1, timestep {TIMESTEP:g}, {rounds} round(s) interleaved. Building it ...")
     unet = build_unet(shape, device=device, dtype=dtype)
-    inputs = unet_inputs(unet, 1, px // 8, px // 8, t=TIMESTEP)
+    inputs = unet_inputs(unet, 1, *latent_grid(px, px), t=TIMESTEP)
 
     def forward(settings, inp):
         state = hook(unet, settings, layout) if settings else None
@@ -246,14 +242,14 @@ def part3(shape, layout, px, device, dtype, rounds):
             dt, outs[name], state = forward(settings, inputs)
             times[name].append(dt)
             changed[name] = state.changed if state else 0
-    layers = sum(g.count for g in layout.groups)
+    layers = layout.layers
     base, ref = statistics.median(times["unpatched"]), outs["unpatched"].float()
     log(f"   {'variant':<24}{'time (ms)':>11}{'speed-up':>10}{'FLOP ceiling':>14}{'output change':>15}"
         f"{'attn1 changed':>15}")
     log(f"   {'unpatched':<24}{base * 1e3:>11.0f}{'1.00x':>10}{'1.00x':>14}{'0 %':>15}{f'0 of {layers}':>15}")
     for title, s in METHODS:
         t = statistics.median(times[title])
-        ceiling = flops.ceiling(s, layout, px // 8, px // 8, [PEAK])  # at this one step, not a run
+        ceiling = flops.ceiling(s, family, *latent_grid(px, px), [PEAK])  # at this one step, not a run
         change = ((outs[title].float() - ref).norm() / ref.norm()).item()
         log(f"   {title:<24}{t * 1e3:>11.0f}{base / t:>9.2f}x{ceiling:>13.2f}x{change:>14.1%}"
             f"{f'{changed[title]} of {layers}':>15}")
@@ -271,15 +267,15 @@ def main(argv=None):
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     dtype = torch.float16 if cuda else torch.float32
-    shape, layout = MODELS[args.model]
+    shape, family = MODELS[args.model]
     use_sdpa()
     t0 = time.time()
     where = torch.cuda.get_device_name(device) if cuda else \
         f"{cpu_name()}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}"
     log(f"Slothful Attention demo: {shape.name}, {where}, {dtype}, torch {torch.__version__}\n\n{HOW_TO_READ}")
-    part1(layout, device, dtype)
-    part2(layout)
-    part3(shape, layout, args.size, device, dtype, args.rounds or (5 if cuda else 2))
+    part1(family, device, dtype)
+    part2(family)
+    part3(shape, family, args.size, device, dtype, args.rounds or (5 if cuda else 2))
     load = "" if cuda else f", load average now {os.getloadavg()[0]:.1f}"
     log(f"\ndemo wall time {time.time() - t0:.0f} s{load}")
 

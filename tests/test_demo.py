@@ -5,12 +5,13 @@ import torch
 from benchmarks import demo
 from lib_slothful import gate
 from lib_slothful.hosts import a1111
-from lib_slothful.preview import ModelLayout
+from lib_slothful.families import ModelLayout
 
 
 def test_the_layer_is_sd15s_first_attention_level():
     layer = demo.first_layer(demo.SD1, 1024)
-    assert (layer.block, layer.level, layer.channels, layer.heads, layer.tokens) == (("input", 1), 0, 320, 8, 128 * 128)
+    assert (layer.block, layer.channels, layer.heads, layer.tokens) == (("input", 1), 320, 8, 128 * 128)
+    assert demo.first_layer(demo.SDXL_FAMILY, 1024).block == ("input", 4)  # SDXL: 640 channels, level 1
 
 
 def test_layer_ceilings_are_the_hand_counted_multiply_adds():
@@ -31,18 +32,18 @@ def test_layer_ceilings_are_the_hand_counted_multiply_adds():
 def test_the_whole_unet_rows_are_the_gates_own_estimate_and_verdict():
     rows = demo.unet_rows(demo.SD1)
     assert len(rows) == len(demo.SIZES) * len(demo.METHODS)
-    for px, title, est, verdict in rows:
+    for px, title, verdict in rows:
         settings = dict(demo.METHODS)[title]
-        assert est == gate.speed_estimate(settings, demo.SD1, px, px)
-        assert verdict == gate.check(settings, demo.SD1, px, px)
+        assert verdict == gate.check(settings, demo.SD1.layout, px, px)
+        assert verdict.estimate == gate.speed_estimate(settings, demo.SD1, px, px)
     for title, _ in demo.METHODS:
-        ceilings = [est for _, t, est, _ in rows if t == title]
+        ceilings = [v.estimate for _, t, v in rows if t == title]
         assert ceilings == sorted(ceilings) and ceilings[0] < ceilings[-1], title  # grows with size
 
 
 def test_the_timed_layer_call_runs_each_method_through_the_host_hooks():
     # SD1.5's first level at 512 px (64 x 64 tokens), 32 channels instead of 320 to stay cheap
-    layer = demo.Layer(("input", 1), 0, 32, 8, 64, 64, 64, 64)
+    layer = demo.Layer(("input", 1), 32, 8, 64, 64, 64 * 64)
     layout = ModelLayout("narrow SD1.5", 32, (0, 1, 2), ())
     module = demo.LayerHost(layer).eval()
     x = torch.randn(1, layer.tokens, layer.channels)
