@@ -50,16 +50,17 @@ SLICE_CPU = {2048: 16}  # unpatched layer timed on 1/k of its query rows, then s
 
 HOW_TO_READ = f"""How to read the numbers:
   speed-up      = unpatched time / patched time, both measured here, interleaved (above 1 = faster).
-  FLOP ceiling  = unpatched multiply-adds / patched multiply-adds: the most the settings can gain by
-                  arithmetic alone. A measured speed-up stays below it (the engine's own work, memory).
+  FLOP ceiling  = unpatched multiply-adds / patched multiply-adds: what the settings gain by
+                  arithmetic alone. Measured speed-ups are usually below it (the engine's own work);
+                  one above it: the smaller attention ran more efficiently per multiply-add, or the
+                  machine's load changed between runs.
   Auto          = the default "Apply from" size gate: Slothful applies at any size (it is an image
                   control); the Near-sighted methods only where the whole UNet's FLOP ceiling over a
                   sampling run ({len(gate.RUN_TIMES)} evenly spaced steps) is at least {AUTO_MIN_SPEEDUP:g}x.
   output change = how far the UNet's output moved: |patched - unpatched| / |unpatched|. The weights
                   are random, so this is a size of change, not a quality measure.
   Times are medians of a few runs. On a busy CPU (see the load average above) one run can take 1.5x
-  another: read speed-ups within 10-20 % of each other as equal, and one above its FLOP ceiling as
-  the machine's load changing between runs."""
+  another: read speed-ups within 10-20 % of each other as equal."""
 
 
 # -- arithmetic (no tensors): what parts 1 and 2 print next to the timings ----------------------
