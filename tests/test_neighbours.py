@@ -338,3 +338,27 @@ def test_xyz_bad_value_is_a_422_and_an_axis_turns_the_extension_on(unet, a_input
     setattr(p2, XYZ_ATTR, {"enabled": False, "tile_size": 16})  # Enabled = False on its axis wins
     c.process(p2, args({"enabled": True}))
     assert c.run is None
+
+
+def test_forge_policy_names_what_each_replace_patch_takes(unet):
+    """The one table of Forge neighbour rules: StyleAlign takes reduced K/V and no tiles; any other
+    replace patch (SAG, PAG, ControlNet reference-only, an unknown one) takes nothing of ours."""
+    from lib_slothful.hosts.forge import CallView
+
+    def replace_named(module, name):
+        def fn(q, k, v, extra):
+            return q
+        fn.__module__, fn.__qualname__ = module, name
+        return fn
+
+    cases = {("forge_stylealign.py", "StyleAlignForForge.process_before_every_sampling.<locals>.attn1_proc"): (True, False),
+             ("forge_sag.py", "attn_and_record"): (False, False),
+             ("forge_perturbed_attention.py", "attn_proc"): (False, False),
+             ("forge_reference.py", "ReferencePreprocessor.process_before_every_sampling.<locals>.attn1_proc"): (False, False),
+             ("someone_else.py", "replace"): (False, False)}
+    for (module, name), (short_kv, tiled_q) in cases.items():
+        view = CallView(unet, {})
+        view.pre(None, (), {"transformer_options": {"patches_replace": {"attn1": {("input", 1): replace_named(module, name)}}}})
+        verdict = view.neighbour({"block": ("input", 1), "block_index": 0})
+        assert (verdict.short_kv, verdict.tiled_q) == (short_kv, tiled_q), module
+        assert view.neighbour({"block": ("output", 3), "block_index": 0}) is None  # a block it does not replace
