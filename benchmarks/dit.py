@@ -27,12 +27,13 @@ import torch
 
 from benchmarks import flux as fx
 from lib_slothful import flops, gate
+from lib_slothful.families import FLUX
 from lib_slothful.joint import Span, attend
 from lib_slothful.params import PARAMS, preset_values, validate
 from lib_slothful.plan import plan_dit
 from lib_slothful.presets import CUSTOM, PRESETS
 
-ARCH = flops.ARCHS["Flux.1"]
+ARCH = FLUX
 TEXT = ARCH.text_tokens
 DEFAULTS = {"Slothful": {"method": "slothful"}, "Near-sighted Tile": {"method": "nearsighted_tile"},
             "Near-sighted Attention": {"method": "nearsighted_attention"}}

@@ -30,11 +30,11 @@ import torch
 
 from benchmarks import peers
 from benchmarks.unets import SD15, SDXL, build_unet, call_unet, unet_inputs, use_sdpa
-from lib_slothful import flops
+from lib_slothful import families, flops
 from lib_slothful.hosts.common import attn1_layers, blocks_by_level
 
 MODELS = {"sd15": SD15, "sdxl": SDXL}
-ARCH = {"sd15": "SD1.x", "sdxl": "SDXL"}  # their rows in flops.ARCHS
+FAMILY = {"sd15": families.SD1, "sdxl": families.SDXL}  # their descriptions
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -85,20 +85,19 @@ def check_flop_model(key, batch, H, W):
     """The analytic UNet MACs (lib_slothful/flops.py) against FlopCounterMode's count and the attn1
     layers the hooks see; raises if they differ (the ceilings would be wrong)."""
     counted, layers = count_flops(MODELS[key], batch, H, W)
-    macs = flops.unet_macs(ARCH[key], H, W)
+    macs = flops.unet_macs(FAMILY[key], H, W)
     listed = [(a.block, a.level, a.tokens, a.channels, a.heads) for a in macs.attn1 for _ in range(a.count)]
     if abs(counted / 2 - batch * macs.total) > 1e-9 * counted or listed != layers:
-        raise RuntimeError(f"flops.unet_macs({ARCH[key]!r}, {H}, {W}) disagrees with FlopCounterMode: "
+        raise RuntimeError(f"flops.unet_macs({FAMILY[key].name!r}, {H}, {W}) disagrees with FlopCounterMode: "
                            f"{batch * macs.total:.6g} vs {counted / 2:.6g} MACs, or the attn1 layers differ")
 
 
-def ceiling(variant, arch, px, timesteps):
+def ceiling(variant, family, px, timesteps):
     """Unpatched / patched UNet FLOPs of `variant` over one call per timestep at px x px (batch
     cancels out): flops.unet_macs with each attn1 layer at the variant's own per-layer MACs."""
     H = W = px // 8
-    a = flops.ARCHS[arch]
-    mc, first = a.model_channels, min(a.attention_levels)
-    return flops.ratio(flops.unet_macs(a, H, W),
+    mc, first = family.model_channels, family.layout.first_level
+    return flops.ratio(flops.unet_macs(family, H, W),
                        lambda l, t: variant.sa_macs(l.block, l.tokens, l.channels, l.heads, H, W, t, mc, first),
                        timesteps)
 
@@ -152,7 +151,7 @@ def bench_model(key, sizes, variants, device, dtype, batch, rounds, timesteps):
                          ratio=1.0, ceiling=1.0, reached=1.0, mem_gib=base_mem))
         for v in variants:
             med = statistics.median(times[v.name])
-            ceil = ceiling(v, ARCH[key], px, timesteps)
+            ceil = ceiling(v, FAMILY[key], px, timesteps)
             ratio = base / med
             rows.append(dict(model=shape.name, px=px, variant=v.name, method=v.method, ms=med * 1e3, ratio=ratio,
                              ceiling=ceil, reached=ratio / ceil,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lib_slothful.flops import CONTEXT_TOKENS  # the text tokens the FLOP model counts: the same here
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -139,7 +141,7 @@ def unet_inputs(unet, batch: int, H: int, W: int, t: float = 500.0, seed: int = 
     p = next(unet.parameters())
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, 4, H, W, generator=g).to(p)
-    ctx = torch.randn(batch, 77, shape.context_dim, generator=g).to(p)
+    ctx = torch.randn(batch, CONTEXT_TOKENS, shape.context_dim, generator=g).to(p)
     y = torch.randn(batch, shape.adm_in_channels, generator=g).to(p) if shape.adm_in_channels else None
     ts = torch.full((batch,), float(t), device=p.device)
     return x, ts, ctx, y

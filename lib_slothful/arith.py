@@ -29,6 +29,11 @@ def time_ratio(peak_time: float, time_decay: float, time: float) -> float:
     return math.exp(-((time - peak_time) ** 2) / (1 / time_decay) ** 2)
 
 
+def latent_grid(width: int, height: int) -> tuple[int, int]:
+    """(H, W) of the latent of an image of width x height pixels: the VAE downsamples by 8."""
+    return max(1, int(height) // 8), max(1, int(width) // 8)
+
+
 def level_grid(H: int, W: int, level: int) -> tuple[int, int]:
     """Token grid at a UNet level.  Each downsample is a stride-2 conv with padding 1, so every level
     halves the sides rounding up: exact for any latent size, multiples of 8 or not."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import gate
+from .families import DEFAULT_SIDE
 from .infotext import KEY as INFOTEXT_KEY, format_settings
 from .params import from_args, validate, with_preset
 
@@ -62,15 +63,14 @@ class Run:
 
 
 class Controller:
-    """`make_host(p, run, controller)` returns the Host adapter for `p` (see `hosts.host_for`);
-    `current_unet()` the UNet the sampler is about to call (it changes when the refiner switches);
+    """`make_host(p, run, progress)` returns the `hosts.Host` adapter for `p` (`hosts.host_for`);
+    `current_model()` the model the sampler is about to call (it changes when the refiner switches);
     `layout_of(p)` the model's preview layout, for the size gate's speed estimate."""
 
-    def __init__(self, make_host, current_unet=lambda: None, layout_of=lambda p: None):
-        self.make_host, self.current_unet, self.layout_of = make_host, current_unet, layout_of
+    def __init__(self, make_host, current_model=lambda: None, layout_of=lambda p: None):
+        self.make_host, self.current_model, self.layout_of = make_host, current_model, layout_of
         self.run: Run | None = None
         self.progress = 0.0  # fraction of the current pass's steps, from the CFG denoiser
-        self.rows = (0, 0)  # (cond rows, uncond rows) of the current denoiser call
 
     # -- script hooks ----------------------------------------------------------------------------
     def process(self, p, args):
@@ -94,7 +94,7 @@ class Controller:
         if run is None:
             return
         if run.host is None:
-            run.host = self.make_host(p, run, self)
+            run.host = self.make_host(p, run, lambda: self.progress)
         if run.error is not None:
             run.host.fail(p, run.error)
             return
@@ -114,15 +114,14 @@ class Controller:
             run.passes_on += 1
 
     def on_cfg_denoiser(self, params):
-        """Before every denoiser call: sampling progress, cond/uncond rows, and a refiner swap."""
+        """Before every denoiser call: sampling progress, then the host's own per-call work."""
         den = getattr(params, "denoiser", None)
         step, total, steps = (getattr(den, a, None) for a in ("step", "total_steps", "steps"))
         if isinstance(step, int) and total and steps:
             self.progress = min(1.0, (step * steps // total) / max(1, steps - 1))
-        self.rows = (_rows(getattr(params, "text_cond", None)), _rows(getattr(params, "text_uncond", None)))
         run = self.run
-        if run is not None and run.host is not None and hasattr(run.host, "follow"):
-            run.host.follow(self.current_unet())
+        if run is not None and run.host is not None:
+            run.host.on_denoiser(params, self.current_model())
 
     def postprocess_batch(self, p):
         """After a batch is sampled, before its images' infotexts are made: the entry is written
@@ -143,23 +142,11 @@ class Controller:
         if run is None or run.error is not None or run.host is None:
             return
         run.host.report()
-        if run.changed() == 0 and run.passes_on:
+        if run.changed() == 0 and run.passes_on and not run.notes:  # else a line already said why
             run.note("the settings changed no self-attention layer in this generation (one tile, rates "
                      "of 1 or less at this size, or every layer owned by another tool): no infotext entry")
 
     # -- helpers ---------------------------------------------------------------------------------
-    def chunks(self, batch: int):
-        """cond_or_uncond labels of an A1111 UNet call: [0, 1] when it holds equal cond and uncond
-        rows, [0] when it holds one kind only, None when the rows cannot be told apart (AND prompts
-        give more cond than uncond rows)."""
-        cond, uncond = self.rows
-        if cond and cond == uncond:
-            if batch == cond + uncond:
-                return [0, 1]
-            if batch <= cond:
-                return [0]
-        return None if cond or uncond else [0]
-
     def _end(self):
         run, self.run = self.run, None
         if run is not None and run.host is not None:
@@ -173,11 +160,4 @@ def pass_size(p, hires: bool) -> tuple[int, int]:
         w, h = getattr(p, "hr_upscale_to_x", 0), getattr(p, "hr_upscale_to_y", 0)
         if w and h:
             return int(w), int(h)
-    return int(getattr(p, "width", 512)), int(getattr(p, "height", 512))
-
-
-def _rows(cond) -> int:
-    if isinstance(cond, dict):
-        cond = cond.get("crossattn", next(iter(cond.values()), None))
-    shape = getattr(cond, "shape", None)
-    return int(shape[0]) if shape else 0
+    return int(getattr(p, "width", DEFAULT_SIDE)), int(getattr(p, "height", DEFAULT_SIDE))

@@ -1,5 +1,6 @@
-"""Multiply-adds of one UNet call, from a small architecture table and the latent size alone: the
-"at most N x faster UNet" the accordion shows and the benchmark's FLOP ceiling, without a model.
+"""Multiply-adds of one UNet call, from a family's architecture table (`families.py`) and the latent
+size alone: the "at most N x faster UNet" the accordion shows and the benchmark's FLOP ceiling,
+without a model.
 
 Pure Python arithmetic (no torch, no module tree): a few microseconds per size, so the preview can
 call it on every slider move, on any host (Forge has no `ldm` to count FLOPs on).
@@ -18,121 +19,20 @@ The upsample conv runs on the doubled grid before it is cut to the skip connecti
 ldm); Forge and ComfyUI resize first, which at odd latent sides is a few rows fewer: noise here.
 
 `unet_macs` splits the count into `rest` and the attn1 layers, whose cost the caller replaces by the
-patched one (`layer_macs` of a layer's plan).  `ceiling` does that for this extension's settings.
+patched one (`layer_macs` of a layer's plan).  `ceiling` does that for this extension's settings,
+with the plans of `plan.plan_model`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from .arith import level_grid
+from .families import FAMILIES, DiTFamily, Family, family_of
 from .params import validate
-from .plan import plan_dit, plan_layer
+from .plan import plan_model
 
 # Text tokens the cross-attention sees: one 75-token chunk plus start and end (the benchmark's too).
 CONTEXT_TOKENS = 77
-
-
-@dataclass(frozen=True)
-class Arch:
-    """One UNet family, as ldm / sgm build it (openaimodel.UNetModel, spatial transformers).
-
-    depth[level]: transformer blocks in each attention of that level, in the input blocks and the
-    output blocks alike (0 = no attention there); depth_middle: the middle block's."""
-    name: str
-    model_channels: int = 320
-    channel_mult: tuple = (1, 2, 4, 4)
-    res_blocks: int = 2  # per level in the input blocks; the output blocks have one more
-    depth: tuple = (1, 1, 1, 0)
-    depth_middle: int = 1
-    context_dim: int = 768
-    num_heads: int | None = 8  # fixed head count (SD1), or None: channels / head_channels heads
-    head_channels: int = 64
-    adm_in_channels: int = 0  # SDXL: pooled text + size conditioning through a two-layer label embedding
-    in_channels: int = 4
-    out_channels: int = 4
-
-    def channels(self, level: int) -> int:
-        return self.model_channels * self.channel_mult[level]
-
-    def heads(self, level: int) -> int:
-        return self.num_heads or self.channels(level) // self.head_channels
-
-    @property
-    def levels(self) -> int:
-        return len(self.channel_mult)
-
-    @property
-    def attention_levels(self) -> tuple:
-        return tuple(lv for lv, d in enumerate(self.depth) if d)
-
-    def attn1_groups(self) -> tuple:
-        """(block, level, channels, heads, count) of the attn1 layers in UNet order, one entry per
-        block group and level: what preview.LayerGroup holds."""
-        out = [("input", lv, self.channels(lv), self.heads(lv), self.res_blocks * d)
-               for lv, d in enumerate(self.depth) if d]
-        last = self.levels - 1
-        if self.depth_middle:
-            out.append(("middle", last, self.channels(last), self.heads(last), self.depth_middle))
-        out += [("output", lv, self.channels(lv), self.heads(lv), (self.res_blocks + 1) * d)
-                for lv, d in reversed(list(enumerate(self.depth))) if d]
-        return tuple(out)
-
-
-@dataclass(frozen=True)
-class DiTArch:
-    """One DiT family with joint text + image attention in every block (Flux-like: MMDiT double-stream
-    blocks, then single-stream blocks), as the hosts build it.
-
-    `blocks`: (kind, settings group, count) in model order: the model's `<kind>_blocks` list and
-    which block group's settings (`in_` / `out_`) its blocks take; a kind listed twice is split in
-    that proportion (Qwen-Image's one stack: first half In, second half Out).  Kinds in `single`
-    are single-stream blocks (one MLP and projection for text and image together), the others
-    double-stream (one set per stream).  `classes`: the diffusion-model class names the hosts give this
-    family (Forge Neo, Forge, reForge).  `patch`: latent pixels per token side.  `text_tokens`: the
-    text length the speed estimate assumes (Flux's T5 prompt is padded to 512 tokens on Forge; Neo
-    pads to 256 and more for longer prompts)."""
-    name: str
-    hidden: int
-    heads: int
-    blocks: tuple
-    classes: tuple = ()
-    patch: int = 2
-    in_channels: int = 16
-    context_dim: int = 4096
-    vec_dim: int = 768  # pooled CLIP vector (0: none)
-    guidance: bool = True  # a guidance embedder (Flux.1-dev)
-    mlp_ratio: float = 4.0
-    text_tokens: int = 512
-    single: tuple = ("single",)
-
-    def grid(self, H: int, W: int) -> tuple[int, int]:
-        """Image tokens (rows, cols) of an H x W latent: patchify rounds up (the hosts pad)."""
-        return -(-H // self.patch), -(-W // self.patch)
-
-    def attn_groups(self) -> tuple:
-        """(block group, level, channels, heads, count) per kind of block, as preview.LayerGroup."""
-        return tuple((group, 0, self.hidden, self.heads, n) for _, group, n in self.blocks)
-
-
-# Flux.1's widths (Forge Neo's detection: heads = hidden / 128; Forge and reForge hard-code them).
-_FLUX = dict(hidden=3072, heads=24, blocks=(("double", "input", 19), ("single", "output", 38)))
-
-ARCHS = {a.name: a for a in (
-    Arch("SD1.x"),
-    Arch("SD2.x", num_heads=None, context_dim=1024),
-    Arch("SDXL", channel_mult=(1, 2, 4), depth=(0, 2, 10), depth_middle=10, context_dim=2048,
-         num_heads=None, adm_in_channels=2816),
-    DiTArch("Flux.1", **_FLUX, classes=("IntegratedFluxTransformer2DModel", "Flux")),
-    # Chroma: Flux.1's blocks without the CLIP vector and guidance embedders (its modulation comes from
-    # a small approximator network, under 0.1 % of the FLOPs at 1024 px, not counted)
-    DiTArch("Chroma", **_FLUX, classes=("IntegratedChromaTransformer2DModel", "Chroma"), vec_dim=0, guidance=False),
-    # Qwen-Image (Neo's backend/nn/qwen.py: 60 double-stream blocks, 24 heads x 128, Qwen2.5-VL context
-    # 3584): per block the same multiply-adds as Flux's double block; not checked by FlopCounterMode
-    # (no Qwen stand-in at real width here).  Text length varies with the prompt: 256 assumed.
-    DiTArch("Qwen-Image", hidden=3072, heads=24, blocks=(("transformer", "input", 30), ("transformer", "output", 30)),
-            classes=("QwenImageTransformer2DModel",), context_dim=3584, vec_dim=0, guidance=False, text_tokens=256),
-)}
 
 
 class Attn1(NamedTuple):
@@ -183,80 +83,18 @@ def layer_macs(n: int, c: int, plan) -> tuple[float, float, int, int, int]:
     return base, macs, tiles * lq, lkv, tiles
 
 
-def dit_macs(arch: DiTArch, H: int, W: int, text_tokens: int | None = None) -> tuple[float, float]:
-    """(rest, core) multiply-adds of one Flux-like DiT call on one H x W latent, per image: `core`
-    is the attention products Q.K^T and weights.V of every block (2 L^2 C each, L = text + image
-    tokens, C = hidden), `rest` everything else FlopCounterMode counts (linear layers; RoPE, norms,
-    activations, softmax are not matmuls).  Per double block: both streams' modulation 2 x 6C^2,
-    QKV 3C^2 L, output projection C^2 L, MLP 2 r C^2 L; per single block: modulation 3C^2, linear1
-    (3 + r) C^2 L, linear2 (1 + r) C^2 L."""
-    h, w = arch.grid(H, W)
-    n, t, c = h * w, arch.text_tokens if text_tokens is None else text_tokens, arch.hidden
-    length, r = n + t, arch.mlp_ratio
-    rest = n * arch.in_channels * arch.patch ** 2 * c + t * arch.context_dim * c  # img_in, txt_in
-    rest += 256 * c + c * c  # time embedder
-    if arch.guidance:
-        rest += 256 * c + c * c
-    if arch.vec_dim:
-        rest += arch.vec_dim * c + c * c
-    core = 0.0
-    for kind, _, count in arch.blocks:
-        per = (3 * c * c + (3 + r + 1 + r) * c * c * length) if kind in arch.single else \
-              (12 * c * c + (4 + 2 * r) * c * c * length)
-        rest += count * per
-        core += count * 2.0 * length * length * c
-    rest += 2 * c * c + n * c * arch.in_channels * arch.patch ** 2  # final layer
-    return float(rest), core
+def _family(layout) -> Family:
+    f = family_of(layout)
+    if f is None:
+        raise ValueError(f"no FLOP model for {getattr(layout, 'name', layout)!r}; known: {', '.join(FAMILIES)}")
+    return f
 
 
-def dit_core_macs(plan, n: int, t: int, c: int) -> float:
-    """The attention products of one joint call under `plan` (plan.plan_dit's; None = untouched),
-    per image, all heads (c = heads x head dim), as lib_slothful/joint.py computes them: Slothful:
-    every query against text + reduced image keys; tiled: each tile's queries against their tile's
-    keys, the global sample and the text, and the text queries against the whole sequence."""
-    length = n + t
-    if plan is None or not plan.changes_anything:
-        return 2.0 * length * length * c
-    if plan.tiles is None:
-        return 2.0 * length * (t + plan.local.tokens) * c
-    tp = plan.tiles
-    local = plan.local.tokens if plan.local else tp.tokens
-    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
-    return 2.0 * c * (tp.count * tp.tokens * (local + glob + t) + t * length)
-
-
-def arch_of(layout) -> Arch | None:
-    """The architecture of a preview layout: an `Arch`, a name in ARCHS, a ModelLayout named after
-    one, or a layout read off a loaded UNet whose attn1 layers match exactly one family.  None for
-    anything else (SSD-1B, a refiner, a foreign model): then there is no FLOP model for it."""
-    if isinstance(layout, (Arch, DiTArch)):
-        return layout
-    if isinstance(layout, str):
-        return ARCHS.get(layout)
-    arch = ARCHS.get(getattr(layout, "family", None) or getattr(layout, "name", None))
-    if arch is not None:
-        return arch
-    try:
-        groups = tuple((g.block, g.level, g.channels, g.heads, g.count) for g in layout.groups)
-        mc = layout.model_channels
-    except AttributeError:
-        return None
-    found = [a for a in ARCHS.values() if isinstance(a, Arch) and a.attn1_groups() == groups
-             and a.model_channels == mc]
-    return found[0] if len(found) == 1 else None
-
-
-def _arch(layout) -> Arch:
-    arch = arch_of(layout)
-    if arch is None:
-        raise ValueError(f"no FLOP model for {getattr(layout, 'name', layout)!r}; known: {', '.join(ARCHS)}")
-    return arch
-
-
-def unet_macs(layout, H: int, W: int, context_tokens: int = CONTEXT_TOKENS) -> UNetMacs:
+def unet_macs(family, H: int, W: int, context_tokens: int = CONTEXT_TOKENS) -> UNetMacs:
     """Multiply-adds of one UNet call on one H x W latent (pixels / 8, any size: each level halves
-    the sides rounding up, as arith.level_grid), split into `rest` and the attn1 layers."""
-    a = _arch(layout)
+    the sides rounding up, as arith.level_grid), split into `rest` and the attn1 layers.  `family`:
+    a `families.Family` or a layout of one."""
+    a = _family(family)
     grids = [level_grid(H, W, lv) for lv in range(a.levels)]
     n = [h * w for h, w in grids]
     mc, temb, ctx = a.model_channels, 4 * a.model_channels, context_tokens * a.context_dim
@@ -326,34 +164,92 @@ def ratio(macs: UNetMacs, layer_cost: Callable, times) -> float:
     return base / patched
 
 
-def ceiling(settings, layout, H: int, W: int, times) -> float:
+def ceiling(settings, family, H: int, W: int, times) -> float:
     """The FLOP ceiling of `settings` on an H x W latent (pixels / 8): unpatched UNet MACs / patched
     UNet MACs, summed over UNet calls at `times` (0 = first step, 1 = last, as plan.plan_layer's).
-    The speed-up the UNet cannot exceed (a patched attention is never faster than its FLOPs)."""
+    The speed-up the UNet cannot exceed (a patched attention is never faster than its FLOPs).
+    `family`: a `families.Family` or a layout of one."""
     s = validate(settings)
-    a = _arch(layout)
-    if isinstance(a, DiTArch):
-        return dit_ceiling(s, a, H, W, times)
-    mc, first = a.model_channels, min(a.attention_levels)
-
-    def cost(l: Attn1, t: float) -> float:
-        plan = plan_layer(s, l.block, l.tokens, l.channels, l.heads, H, W, t, mc, first)
-        return layer_macs(l.tokens, l.channels, plan)[1]
-
-    return ratio(unet_macs(a, H, W), cost, times)
+    f = _family(family)
+    if isinstance(f, DiTFamily):
+        return dit_ceiling(s, f, H, W, times)
+    macs = unet_macs(f, H, W)
+    times = list(times)
+    patched = sum(macs.rest + sum(pg.group.count * layer_macs(pg.h * pg.w, pg.group.channels, pg.plan)[1]
+                                  for pg in plan_model(s, f.layout, H, W, t)) for t in times)
+    return macs.total * len(times) / patched
 
 
-def dit_ceiling(settings, arch: DiTArch, H: int, W: int, times, text_tokens: int | None = None) -> float:
+# -- DiTs ------------------------------------------------------------------------------------------
+def dit_macs(family: DiTFamily, H: int, W: int, text_tokens: int | None = None) -> tuple[float, float]:
+    """(rest, core) multiply-adds of one Flux-like DiT call on one H x W latent, per image: `core`
+    is the attention products Q.K^T and weights.V of every block (2 L^2 C each, L = text + image
+    tokens, C = hidden), `rest` everything else FlopCounterMode counts (linear layers; RoPE, norms,
+    activations, softmax are not matmuls).  Per double-stream block: both streams' modulation
+    2 x 6C^2, QKV 3C^2 L, output projection C^2 L, MLP 2 r C^2 L; per single-stream block:
+    modulation 3C^2, linear1 (3 + r) C^2 L, linear2 (1 + r) C^2 L.  Checked against FlopCounterMode
+    on benchmarks/flux.py at Flux.1-dev's real widths (tests/test_dit_flops.py)."""
+    h, w = family.grid(H, W)
+    n, t, c = h * w, family.text_tokens if text_tokens is None else text_tokens, family.hidden
+    length, r = n + t, family.mlp_ratio
+    rest = n * family.in_channels * family.patch ** 2 * c + t * family.context_dim * c  # img_in, txt_in
+    rest += 256 * c + c * c  # time embedder
+    if family.guidance:
+        rest += 256 * c + c * c
+    if family.vec_dim:
+        rest += family.vec_dim * c + c * c
+    core = 0.0
+    for kind, _, count in family.blocks:
+        per = (3 * c * c + (4 + 2 * r) * c * c * length) if kind in family.single else \
+              (12 * c * c + (4 + 2 * r) * c * c * length)
+        rest += count * per
+        core += count * 2.0 * length * length * c
+    rest += 2 * c * c + n * c * family.in_channels * family.patch ** 2  # final layer
+    return float(rest), core
+
+
+def dit_core_macs(plan, n: int, t: int, c: int) -> float:
+    """The attention products of one joint call under `plan` (plan.plan_dit's; None = untouched),
+    per image, all heads (c = heads x head dim), as lib_slothful/joint.py computes them: Slothful:
+    every query against text + reduced image keys; tiled: each tile's queries against their tile's
+    keys, the global sample and the text, and the text queries against the whole sequence."""
+    length = n + t
+    if plan is None or not plan.changes_anything:
+        return 2.0 * length * length * c
+    if plan.tiles is None:
+        return 2.0 * length * (t + plan.local.tokens) * c
+    tp = plan.tiles
+    local = plan.local.tokens if plan.local else tp.tokens
+    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
+    return 2.0 * c * (tp.count * tp.tokens * (local + glob + t) + t * length)
+
+
+def dit_layer_macs(n: int, t: int, c: int, plan) -> tuple[float, float, int, int, int]:
+    """`layer_macs` for one DiT block's joint attention (n image and t text tokens, c channels):
+    Q, K, V and output projections 4 L c^2 (unchanged: the DiT path reduces after them) plus the
+    attention products; query rows and K/V per query are the image queries'."""
+    base = attn1_macs(n + t, c)
+    if plan is None or not plan.changes_anything:
+        return base, base, n, n + t, 1
+    macs = 4.0 * (n + t) * c * c + dit_core_macs(plan, n, t, c)
+    if plan.tiles is None:
+        return base, macs, n, t + plan.local.tokens, 1
+    tp = plan.tiles
+    local = plan.local.tokens if plan.local else tp.tokens
+    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
+    return base, macs, tp.count * tp.tokens, local + glob + t, tp.count
+
+
+def dit_ceiling(settings, family: DiTFamily, H: int, W: int, times, text_tokens: int | None = None) -> float:
     """`ceiling` for a DiT: unpatched / patched MACs over calls at `times`; only the attention
     products change (the DiT path reduces K/V after the projections)."""
     s = validate(settings)
-    h, w = arch.grid(H, W)
-    t = arch.text_tokens if text_tokens is None else text_tokens
-    rest, core = dit_macs(arch, H, W, t)
+    t = family.text_tokens if text_tokens is None else text_tokens
+    rest, core = dit_macs(family, H, W, t)
     times = list(times)
     patched = 0.0
     for time in times:
         patched += rest
-        for _, group, count in arch.blocks:
-            patched += count * dit_core_macs(plan_dit(s, group, h, w, time), h * w, t, arch.hidden)
+        for pg in plan_model(s, family.layout, H, W, time):
+            patched += pg.group.count * dit_core_macs(pg.plan, pg.h * pg.w, t, family.hidden)
     return (rest + core) * len(times) / patched

@@ -21,6 +21,10 @@ METHODS = (SLOTHFUL, TILE, NSA)
 
 REDUCTION_MODES = ("2D_AVG", "2D_MAX", "1D_AVG", "1D_MAX")
 
+# Apply from = Auto turns the Near-sighted methods on where the speed estimate reaches this (gate.py
+# says why); the help text below is built from it, and the README and hover help from that.
+AUTO_MIN_SPEEDUP = 1.2
+
 
 @dataclass(frozen=True)
 class Param:
@@ -55,7 +59,7 @@ def _num(x) -> str:
 
 def _group(prefix: str, title: str, slothful: float, decay: float, extra: str) -> list[Param]:
     """The five parameters of one block group (in_, middle_, out_)."""
-    # a DiT's kinds of blocks map onto the groups in flops.ARCHS (Flux: double -> in, single -> out)
+    # a DiT's kinds of blocks map onto the groups in families.py (Flux: double -> in, single -> out)
     where = {"in": "input (down) blocks (on Flux and Chroma: the double-stream blocks)",
              "middle": "middle block (DiTs have none)",
              "out": "output (up) blocks (on Flux and Chroma: the single-stream blocks)"}[prefix]
@@ -172,7 +176,7 @@ PARAMS: tuple[Param, ...] = tuple([
                "without the extension while the hires. fix pass uses it). Any size: always apply. A size: "
                "apply when width x height is at least that many pixels. Auto: Slothful applies at any size "
                "(it is an image control); the Near-sighted methods apply where the speed estimate (the "
-               "FLOP model) gives at least 1.2x, i.e. where they can pay off."),
+               f"FLOP model) gives at least {AUTO_MIN_SPEEDUP:g}x, i.e. where they can pay off."),
 ])
 
 BY_KEY: dict[str, Param] = {p.key: p for p in PARAMS}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +25,24 @@ from .reduce import reduce_tokens
 from .tiling import layout, tile, untile
 
 log = logging.getLogger("slothful_attention")
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """Another tool that acts on an attn1 call, as a host's neighbour policy names it, and what of
+    ours it can take: a call it is on runs untouched unless the plan stays within these."""
+    who: str  # for the console line
+    short_kv: bool = False  # it reads K/V of any length: our reduced K/V may reach it
+    tiled_q: bool = False  # it treats query rows independently: our tiles may reach it
+
+    def allows(self, plan: LayerPlan) -> bool:
+        return self.short_kv and (plan.tiles is None or self.tiled_q)
+
+    @property
+    def note(self) -> str:
+        if self.short_kv and not self.tiled_q:
+            return f"{self.who}: it takes our reduced K/V but not tiled queries; layers we would tile are left to it"
+        return f"{self.who}: left untouched"
 
 
 class PatchState:
@@ -125,15 +144,16 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
     def attn1_patch(n, context, value, extra_options):
         state.pending = None
         try:
+            # the neighbour first: what it feeds this call is its business, one console line for it
+            neighbour = owner(extra_options) if owner is not None else None
+            if neighbour is not None and not neighbour.short_kv:
+                state.note(neighbour.note)
+                return n, context, value
             if (context is not None and context is not n) or (value is not None and value is not context):
-                state.note("attn1 K/V input is not its own hidden states (another patch or a "
-                           "cross-attending attn1); such layers are left untouched")
+                state.note("attn1 K/V input is not its own hidden states (a cross-attending attn1); "
+                           "such layers are left untouched")
                 return n, context, value
             block = extra_options["block"][0]
-            neighbour = owner(extra_options) if owner is not None else None
-            if neighbour:
-                state.note(f"{neighbour}: left untouched")
-                return n, context, value
             t = extra_options.get("timestep", 0)
             timestep = _timestep(state, t) if (tile_rng or s["schedule"] == "timestep") else 0.0
             if tile_rng:  # the node reseeds at every entry into the input blocks
@@ -153,6 +173,9 @@ def build_patches(settings: dict, model_channels: int, attention_levels: tuple, 
                            "(merged tokens or an unknown model); left untouched")
                 return n, context, value
             if not p.changes_anything:
+                return n, context, value
+            if neighbour is not None and not neighbour.allows(p):
+                state.note(neighbour.note)
                 return n, context, value
             q, k, v = _apply(n, p, state, extra_options)
             state.changed += 1

@@ -1,8 +1,11 @@
 """The picture preview: what the settings do to each attention level, drawn from the plans the
 patches run (`plan.plan_layer`), as one PNG for the accordion.
 
-Per block group and level, a panel shows the level's token grid (one square per token):
-- the tiles (black boxes) of the Near-sighted methods;
+Only the levels the settings change are drawn, one panel each (block groups with the same plan at a
+level share a panel); the unchanged ones are named on one line under the panels, then a legend of
+the marks the picture uses.  A panel shows the level's token grid, one square per token, or where
+the tokens would be drawn under 3 px, a 32 x 32-token window around the query:
+- the tiles (black boxes, the query's own in red) of the Near-sighted methods;
 - the K/V cells of the local reduction: a dark dot on the picked token of each cell, the pooled
   window tinted blue (cells alternate in shade so they can be told apart);
 - the global sample every tile also sees, in orange (picked token dark orange, window light);
@@ -19,9 +22,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from .arith import latent_grid
+from .families import ModelLayout
 from .params import validate
-from .plan import LayerPlan, ReducePlan
-from .preview import ModelLayout, layer_plans
+from .plan import LayerPlan, ReducePlan, plan_model
 
 BLOCK_ROWS = ("input", "middle", "output")
 SHADE_A, SHADE_B = (222, 233, 247), (200, 216, 238)
@@ -171,19 +175,23 @@ def views(settings, layout: ModelLayout, width: int, height: int, time: float | 
 
 @lru_cache(maxsize=8)  # a click or a size round trip redraws the same views: build them once
 def _views(s, layout: ModelLayout, width: int, height: int, time: float) -> tuple:
-    return tuple(level_view(plan, g.block, g.level, h, w) for g, h, w, plan in layer_plans(s, layout, width, height, time))
+    return tuple(level_view(pg.plan, pg.group.block, pg.group.level, pg.h, pg.w)
+                 for pg in plan_model(s, layout, *latent_grid(width, height), time))
 
 
 # -- painting ---------------------------------------------------------------------------------------
-PANEL = 168  # target panel side in px; a token is at least one pixel
-ZOOM, ZOOM_SCALE = 32, 5  # where a token is drawn under 4 px: a 32-token window around the point at 5 px
-LABEL, GAP = 14, 10
-UNTOUCHED = (236, 236, 236)
+PANEL = 128  # panel side in px
+ZOOM = 32  # tokens per side of the window drawn where a whole grid would be under 3 px per token
+LABEL, GAP, LINE = 26, 10, 14  # two label lines over a panel
+MIN_WIDTH = 420  # room for the legend and the line of unchanged levels
+MAX_ROW = 560  # up to four panels share one row; more are put in a row per block group
+GROUP_NAMES = {"input": "input", "middle": "middle", "output": "output"}
 
 
 @dataclass(frozen=True)
 class Panel:
     view: LevelView
+    blocks: tuple  # the block groups drawn by this panel (they have the same plan at this level)
     x: int  # origin in the picture, px
     y: int
     scale: int  # px per token
@@ -199,25 +207,47 @@ def _zoom_window(v: LevelView, point) -> tuple:
     return r0, c0, hh, ww
 
 
-def arrange(vs: list, point=(0.5, 0.5)) -> tuple[list, int, int]:
-    """Panels in rows by block group (input, middle, output), levels left to right; a level drawn
-    at under 4 px per token gets a zoomed panel of the tokens around the point beside it."""
+def _merged(vs) -> list:
+    """(view, block groups) of the changed levels, block groups with the same plan at a level merged,
+    in block-group order (input, middle, output) and level order within a group."""
+    out = []
+    for v in sorted((v for v in vs if v.changed), key=lambda v: (BLOCK_ROWS.index(v.block), v.level)):
+        same = next((i for i, (u, _) in enumerate(out) if u.level == v.level and u.plan == v.plan), None)
+        if same is None:
+            out.append((v, (v.block,)))
+        else:
+            out[same] = (out[same][0], out[same][1] + (v.block,))
+    return out
+
+
+def unchanged(vs) -> list:
+    """'output 8x8' ... for the levels the settings leave as they are (full attention)."""
+    return [f"{GROUP_NAMES[v.block]} {v.w}x{v.h}" for v in vs if not v.changed]
+
+
+def arrange(vs, point=(0.5, 0.5)) -> tuple[list, int, int]:
+    """(panels, picture width, picture height): one panel per changed level (block groups with the
+    same plan merged), in one row when they fit, else a row per block group, and room under them
+    for the footer lines."""
     panels, y, width = [], 0, 0
-    for block in BLOCK_ROWS:
-        row = sorted((v for v in vs if v.block == block), key=lambda v: v.level)
+    merged = _merged(vs)
+    one_row = len(merged) * (PANEL + GAP) - GAP <= MAX_ROW  # few panels: side by side, lowest picture
+    for block in (None,) if one_row else BLOCK_ROWS:
+        row = [(v, blocks) for v, blocks in merged if block in (None, blocks[0])]
         if not row:
             continue
-        x, tallest = 0, 0
-        for v in row:
-            k = max(1, PANEL // max(v.h, v.w))
-            panels.append(Panel(v, x, y + LABEL, k, (0, 0, v.h, v.w), False))
-            x, tallest = x + v.w * k + GAP, max(tallest, v.h * k)
-            if k < 4 and v.changed:
+        x = 0
+        for v, blocks in row:
+            k = PANEL // max(v.h, v.w)
+            if k >= 3:
+                panels.append(Panel(v, blocks, x, y + LABEL, k, (0, 0, v.h, v.w), False))
+            else:
                 win = _zoom_window(v, point)
-                panels.append(Panel(v, x, y + LABEL, ZOOM_SCALE, win, True))
-                x, tallest = x + win[3] * ZOOM_SCALE + GAP, max(tallest, win[2] * ZOOM_SCALE)
-        width, y = max(width, x - GAP), y + LABEL + tallest + GAP
-    return panels, width, y - GAP
+                panels.append(Panel(v, blocks, x, y + LABEL, PANEL // ZOOM, win, True))
+            x += PANEL + GAP
+        width, y = max(width, x - GAP), y + LABEL + PANEL + GAP
+    width = max(width, MIN_WIDTH)
+    return panels, width, y + LINE * len(_footer(vs, panels, width))
 
 
 def token_at(v: LevelView, point) -> tuple[int, int]:
@@ -238,10 +268,9 @@ def point_from_click(vs: list, point, px: int, py: int):
     return None
 
 
-def _paint(p: Panel, point) -> np.ndarray:
-    v, k = p.view, p.scale
-    r0, c0, hh, ww = p.window
-    tint = np.full((v.h * v.w, 3), 255 if v.changed else UNTOUCHED[0], np.uint8)
+def _marks(v: LevelView, point) -> tuple:
+    """(tint per token, picked tokens, global picks, faded tokens, tiles) of a changed level."""
+    tint = np.full((v.h * v.w, 3), 255, np.uint8)
     picks = np.zeros(v.h * v.w, bool)
     gpicks = np.zeros(v.h * v.w, bool)
     for c in v.local:
@@ -255,22 +284,29 @@ def _paint(p: Panel, point) -> np.ndarray:
         if v.glob.pooled:
             tint[v.glob.member >= 0] = GLOBAL_WIN
         gpicks[v.glob.pick[v.glob.pick >= 0]] = True
+    faded = ~v.reads(*token_at(v, point)) if point is not None else np.zeros(v.h * v.w, bool)
+    return tint, picks, gpicks, faded
+
+
+def _paint(p: Panel, point) -> np.ndarray:
+    v, k = p.view, p.scale
+    r0, c0, hh, ww = p.window
+    tint, picks, gpicks, faded = _marks(v, point)
 
     def up(a):  # token resolution -> the panel's pixels, for the tokens in the window
         a = a.reshape(v.h, v.w, *a.shape[1:])[r0:r0 + hh, c0:c0 + ww]
         return np.repeat(np.repeat(a, k, 0), k, 1)
 
     img = up(tint)
-    m = k // 4 if k >= 4 else 0
+    m = k // 4
     dot = np.zeros((k, k), bool)
     dot[m:k - m, m:k - m] = True  # a picked token is a dot inside its square
     for mask, color in ((picks, PICK), (gpicks, GLOBAL_PICK)):
         big = np.kron(mask.reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww], dot).astype(bool)
         img[big] = color
+    fade = up(faded)
+    img[fade] = (img[fade] * (1 - FADE) + 255 * FADE).astype(np.uint8)
     q = token_at(v, point) if point is not None else None
-    if q is not None and v.changed:
-        fade = up(~v.reads(*q))
-        img[fade] = (img[fade] * (1 - FADE) + 255 * FADE).astype(np.uint8)
     owner = v.owner(*q) if q is not None and v.tiled else -1
     for i, (r, c, th, tw) in enumerate(v.tiles):
         if i != owner:
@@ -302,11 +338,68 @@ def _box(img, y, x, hh, ww, color):
 
 
 def label(p: Panel) -> str:
+    """Two lines: the block groups, then the grid (and whether the panel is a zoomed window)."""
     v = p.view
-    if p.zoom:
-        return f"zoom {p.window[3]}x{p.window[2]}"
-    state = "" if v.changed else " full"
-    return f"{v.block[:3]} L{v.level} {v.w}x{v.h}{state}"
+    groups = " + ".join(GROUP_NAMES[b] for b in p.blocks)
+    return f"{groups}\n{v.w}x{v.h} tokens" + (", zoom" if p.zoom else "")
+
+
+def legend(vs) -> list[tuple]:
+    """(colour, words) of each mark the drawn panels use, in a fixed order."""
+    drawn = [v for v in vs if v.changed]
+    tiled = any(v.tiled for v in drawn)
+    items = [(POINT, "query"), (POINT, "its tile")] if tiled else [(POINT, "query")]
+    if tiled:
+        items.append((TILE_LINE, "other tiles"))
+    if any(c is not None and (c.pick >= 0).any() for v in drawn for c in v.local):
+        items.append((PICK, "picked K/V token"))
+    if any(c is not None and c.pooled for v in drawn for c in v.local):
+        items.append((SHADE_B, "pooled K/V cell"))
+    if any(v.glob is not None for v in drawn):
+        items.append((GLOBAL_PICK, "global sample"))
+    items.append((FADED, "not read by the query"))
+    return items
+
+
+def _footer(vs, panels, width) -> list[list]:
+    """Text lines under the panels, each a list of (swatch colour or None, words): the unchanged
+    levels, then the legend, each wrapped to the picture's width."""
+    if not panels:
+        return [[(None, "Nothing changes at this size: every layer keeps full attention.")]]
+    rest = unchanged(vs)
+    lines = _wrap([(None, "Full attention (unchanged): " + rest[0])] + [(None, r) for r in rest[1:]], width) if rest else []
+    return lines + _wrap(legend(vs), width)
+
+
+@lru_cache(maxsize=1)
+def _font():
+    from PIL import ImageFont
+
+    return ImageFont.load_default()
+
+
+def _text_width(words) -> int:
+    return int(_font().getlength(words))
+
+
+def _item_width(colour, words) -> int:
+    return (SWATCH + 4 if colour is not None else 0) + _text_width(words) + 12
+
+
+def _wrap(items, width) -> list[list]:
+    lines, line, x = [], [], 0
+    for colour, words in items:
+        w = _item_width(colour, words)
+        if line and x + w > width:
+            lines.append(line)
+            line, x = [], 0
+        line.append((colour, words))
+        x += w
+    return lines + [line]
+
+
+SWATCH = 10  # legend swatch side, px
+FADED = tuple(int(c * (1 - FADE) + 255 * FADE) for c in SHADE_A)
 
 
 def render(vs: list, point=(0.5, 0.5)):
@@ -321,5 +414,17 @@ def render(vs: list, point=(0.5, 0.5)):
     img = Image.fromarray(canvas)
     d = ImageDraw.Draw(img)
     for p in panels:
-        d.text((p.x, p.y - LABEL + 1), label(p), fill=(0, 0, 0))
+        for i, text in enumerate(label(p).split("\n")):
+            d.text((p.x, p.y - LABEL + 1 + 12 * i), text, fill=(0, 0, 0), font=_font())
+    footer = _footer(vs, panels, width)
+    y = height - LINE * len(footer)
+    for line in footer:
+        x = 0
+        for colour, words in line:
+            if colour is not None:
+                d.rectangle((x, y + 2, x + SWATCH - 1, y + 2 + SWATCH - 1), fill=colour, outline=(150, 150, 150))
+                x += SWATCH + 4
+            d.text((x, y + 1), words, fill=(0, 0, 0), font=_font())
+            x += _text_width(words) + 12
+        y += LINE
     return img

@@ -2,9 +2,10 @@
 
 `plan_layer` finds the layer's level and token grid (its `Site`) and hands it to the planner of the
 chosen method: `plan_slothful`, `plan_tile` or `plan_nsa`, each returning a `LayerPlan` (which K/V
-cells, which tiles).  The two profiles differ only in the rules of a `Profile` (`FIXED`, `COMFYUI`),
+cells, which tiles).  `plan_model` plans every layer group of a model layout at once: the preview,
+the picture and the FLOP model all read their plans from it.  The two profiles differ only in the rules of a `Profile` (`FIXED`, `COMFYUI`),
 which every planner reads; no planner asks which profile it runs.  `patch.py` executes plans on
-tensors, `preview.py` sums them up for the UI.
+tensors; `preview.py`, `picture.py` and `flops.py` read them through `plan_model`.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
-from .arith import cell_1d, cell_2d, find_level, lerp, round_half_even, round_half_up, tile_counts, time_ratio
+from .arith import cell_1d, cell_2d, find_level, lerp, level_grid, round_half_even, round_half_up, tile_counts, time_ratio
 from .params import NSA, SLOTHFUL, TILE, Settings
 
 # attn1 heads of SD1.x.  A layer whose host does not give its head count is taken for one of these;
@@ -274,3 +275,34 @@ def plan_dit(settings: Settings, block: str, h: int, w: int, time: float) -> Lay
     padded tiles) describe the 2023 UNet nodes and have no meaning on a DiT."""
     site = Site(block, 0, h, w, 0, 0, 0, 0)
     return PLANNERS[settings["method"]](settings, FIXED, site, time)
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """One layer group of a model layout (`families.LayerGroup`) on its token grid, with its plan
+    (None: the token count matches no level, as for a real layer, which is then left untouched)."""
+    group: object
+    h: int
+    w: int
+    plan: LayerPlan | None
+
+    @property
+    def changed(self) -> bool:
+        return self.plan is not None and self.plan.changes_anything
+
+
+@lru_cache(maxsize=512)
+def plan_model(settings: Settings, layout, H: int, W: int, time: float) -> tuple[PlannedGroup, ...]:
+    """The plan of every layer group of `layout` (a `families.ModelLayout`) on an H x W latent at
+    `time`, in the layout's order: exactly what the patches do to each of those layers.  A DiT's
+    layout (`layout.patch`): every group on the one grid of latent / patch tokens (plan_dit)."""
+    out = []
+    if layout.patch:
+        h, w = -(-H // layout.patch), -(-W // layout.patch)
+        return tuple(PlannedGroup(g, h, w, plan_dit(settings, g.block, h, w, time)) for g in layout.groups)
+    for g in layout.groups:
+        h, w = level_grid(H, W, g.level)
+        plan = plan_layer(settings, g.block, h * w, g.channels, g.heads, H, W, time, layout.model_channels,
+                          layout.first_level)
+        out.append(PlannedGroup(g, h, w, plan))
+    return tuple(out)

@@ -28,17 +28,18 @@ class Preset:
 PRESETS: tuple[Preset, ...] = (
     Preset(CUSTOM, "Custom", "The controls as you set them (choosing it changes nothing)."),
     Preset("slothful_node", "Slothful node (ComfyUI defaults)",
-           "The 2023 Slothful Attention node at its defaults, quirks included (ComfyUI-compatible profile).",
-           {"method": "slothful", "profile": "comfyui"}),
+           "The 2023 Slothful Attention node at its defaults, quirks included (ComfyUI-compatible "
+           "profile), at any size as the node.",
+           {"method": "slothful", "profile": "comfyui", "size_gate": "always"}),
     Preset("tile_node", "Near-sighted Tile node (ComfyUI defaults)",
            "The 2023 Near-sighted Tile node at its defaults: 32-token tiles, global sample half a tile "
-           "(ComfyUI-compatible profile).",
-           {"method": "nearsighted_tile", "profile": "comfyui"}),
+           "(ComfyUI-compatible profile), at any size as the node.",
+           {"method": "nearsighted_tile", "profile": "comfyui", "size_gate": "always"}),
     Preset("nsa_node", "Near-sighted Attention node (ComfyUI defaults)",
            "The 2025 Near-sighted Attention node at its defaults: tiles 32 to 48 tokens, global ratio "
-           "1.0 to 0.5, Slothful reduction in 6 / out 4 (ComfyUI-compatible profile).",
+           "1.0 to 0.5, Slothful reduction in 6 / out 4 (ComfyUI-compatible profile), at any size as the node.",
            {"method": "nearsighted_attention", "profile": "comfyui", "base_tile_size": 32,
-            "peak_tile_size": 48, "base_global_ratio": 1.0, "peak_global_ratio": 0.5}),
+            "peak_tile_size": 48, "base_global_ratio": 1.0, "peak_global_ratio": 0.5, "size_gate": "always"}),
     Preset("keep_composition", "Keep composition",
            "Slothful later and shorter (peak 0.5, decay 2.5): texture and detail change, the layout "
            "stays close to the image without the extension.",

@@ -14,8 +14,9 @@ from __future__ import annotations
 import html as _html
 
 from . import gate
+from .families import DEFAULT_SIDE
 from .infotext import paste_value
-from .params import BY_KEY, DEFAULTS, PARAMS, Param, check_value, from_args, matches_preset, with_preset
+from .params import AUTO_MIN_SPEEDUP, BY_KEY, DEFAULTS, PARAMS, Param, check_value, from_args, matches_preset, with_preset
 from .picture import point_from_click, render, token_at, views
 from .presets import CUSTOM
 from .preview import as_html, preview
@@ -69,8 +70,8 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
         with gr.Row():
             for key in ("first_pass", "hires_pass", "size_gate"):
                 c[key] = make_control(gr, BY_KEY[key], elem_id)
-        picture = gr.Image(value=None, type="pil", interactive=False, show_label=False,
-                           elem_id=elem_id("picture"))
+        picture = gr.Image(value=None, type="pil", interactive=False, elem_id=elem_id("picture"),
+                           **_quiet_image_options(gr))
         caption = gr.HTML(value="", elem_id=elem_id("preview"))
         with gr.Accordion("Advanced", open=False, elem_id=elem_id("advanced")) as advanced:
             c["profile"] = make_control(gr, BY_KEY["profile"], elem_id)
@@ -138,6 +139,17 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
     return controls, picture
 
 
+def _quiet_image_options(gr) -> dict:
+    """A picture without label, download, share or fullscreen buttons (they covered its corner);
+    only the options this gradio version has (3.41 and 4.x differ)."""
+    import inspect
+
+    known = inspect.signature(gr.Image.__init__).parameters
+    wanted = {"show_label": False, "show_download_button": False, "show_share_button": False,
+              "show_fullscreen_button": False}
+    return {k: v for k, v in wanted.items() if k in known}
+
+
 def preset_updates(gr, label) -> list:
     """Updates for every control (table order) when the preset with this label is chosen."""
     key = check_value(BY_KEY["preset"], label)  # labels and values alike
@@ -156,7 +168,7 @@ def advanced_changed(values) -> bool:
     return False
 
 
-def click_point(values, layout, width=512, height=512, point=CENTRE, index=None):
+def click_point(values, layout, width=DEFAULT_SIDE, height=DEFAULT_SIDE, point=CENTRE, index=None):
     """The new point after a click at picture pixel `index` = [x, y] of the picture drawn for
     `point`; the old point when the click is off the panels or the settings are invalid."""
     try:
@@ -165,7 +177,7 @@ def click_point(values, layout, width=512, height=512, point=CENTRE, index=None)
         return point
     if not index:
         return point
-    vs = views(settings, layout, int(width or 512), int(height or 512))
+    vs = views(settings, layout, int(width or DEFAULT_SIDE), int(height or DEFAULT_SIDE))
     return point_from_click(vs, point, int(index[0]), int(index[1])) or point
 
 
@@ -174,58 +186,70 @@ def infotext_fields(controls) -> list:
     return [(c, (lambda d, key=p.key: paste_value(d, key))) for c, p in zip(controls, PARAMS)]
 
 
-def preview_outputs(values, layout, width=512, height=512, point=CENTRE):
+def preview_outputs(values, layout, width=DEFAULT_SIDE, height=DEFAULT_SIDE, point=CENTRE):
     """(picture, caption html) for the accordion's current values (in table order) at width x height."""
-    width, height = int(width or 512), int(height or 512)
+    width, height = int(width or DEFAULT_SIDE), int(height or DEFAULT_SIDE)
     try:
         settings = from_args(values)
     except ValueError as e:
         return None, f"<p>{_html.escape(str(e))}</p>"
     if not layout.groups:  # loaded, and neither a UNet nor a DiT family the engine knows
         return None, (f"<p><b>{_html.escape(layout.name)}: not supported.</b> The extension leaves this "
-                      "model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, and the Flux.1, Flux "
-                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge, Qwen-Image on Forge Neo).</p>")
+                      "model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, the Flux.1, Flux "
+                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge, and Qwen-Image on Forge "
+                      "Neo).</p>")
     vs = views(settings, layout, width, height)
     return render(vs, point), caption_html(settings, layout, width, height, vs, point)
 
 
-def caption_html(settings, layout, width, height, vs, point) -> str:
-    rows = preview(settings, layout, width, height)
-    est = gate.speed_estimate(settings, layout, width, height)
-    g = gate.check(settings, layout, width, height)
-    lines = []
-    state = "" if settings["enabled"] else " (when enabled)"
-    lines.append(f"<b>{_html.escape(layout.name)}, {width}x{height} px</b>, drawn at peak time "
-                 f"(time {settings['peak_time']:g}){state}.")
-    if not any(v.changed for v in vs):
-        lines.append("<b>Nothing changes at this size</b> with these settings (one tile, or reduction "
-                     "rates of 1 or less): the extension would leave every layer as it is.")
-    elif est is None:
-        lines.append("Speed: no estimate for this model (the FLOP model knows the SD1.x, SD2.x and SDXL UNets and the Flux.1, Chroma and Qwen-Image DiTs).")
+def headline(settings, layout, width, height, vs, verdict) -> str:
+    """The caption's first line, in plain words: what the settings will do at this size."""
+    at = f"At {width}x{height} px" if settings["enabled"] else f"When enabled, at {width}x{height} px"
+    layers = sum(g.count for g, v in zip(layout.groups, vs) if v.changed)  # views are in layout order
+    if not layers:
+        return (f"{at} these settings change nothing (one tile, or reduction rates of 1 or less): "
+                "every attention layer stays as it is.")
+    est = verdict.estimate
+    if est is None:
+        speed = "no speed estimate for this model"
+    elif est < 1.0:
+        speed = f"slower: it adds more attention than it saves ({est:.2f}x)"
+    elif est < gate.NOTHING_TO_GAIN:
+        speed = f"no faster (at most {est:.2f}x): use it here for the look"
     else:
-        if est < 1.0:
-            lines.append(f"Speed: these settings cost more attention than they save "
-                         f"(estimate {est:.2f}x, sharing across the batch adds K/V).")
-        elif est < 1.05:
-            lines.append(f"Speed: at most {est:.2f}x, nothing to gain at this size: the extension's own work "
-                         "(pooling, tiling) may cost more than it saves. Use it here for the look, if at all.")
-        else:
-            lines.append(f"Speed: <b>at most {est:.2f}x faster UNet</b> over a sampling run at this size "
-                         "(an upper bound from the FLOP model; measured figures are in docs/benchmarks.md).")
-    lines.append(("Apply from: on at this size, " if g.applies else "<b>Apply from: off at this size</b>, ")
-                 + _html.escape(g.reason) + ". The hires. fix pass is checked again at its own size.")
+        speed = f"at most {est:.2f}x faster"
+    gate_label = BY_KEY["size_gate"].shown(settings["size_gate"])
+    runs = (f"runs at this size (Apply from: {gate_label})" if verdict.applies else
+            f"<u>kept off at this size</u> by Apply from ({gate_label})")
+    return f"{at}, {layers} of {layout.layers} self-attention layers change, {speed}; {runs}."
+
+
+def caption_html(settings, layout, width, height, vs, point) -> str:
+    verdict = gate.check(settings, layout, width, height)
+    lines = ["<b>" + headline(settings, layout, width, height, vs, verdict) + "</b>"]
+    if any(v.changed for v in vs):
+        lines.append(f"The picture shows the layers that change, at the strongest step (Peak time "
+                     f"{settings['peak_time']:g}): the red query reads only the tokens left bright. "
+                     "Click it to move the query.")
     if settings["preset"] != CUSTOM and not matches_preset(settings):
         label = BY_KEY["preset"].shown(settings["preset"])
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")
-    reads = []
-    for v in vs:
-        if v.changed:
-            reads.append(f"{v.block[:3]} L{v.level} {int(v.reads(*token_at(v, point)).sum())}/{v.h * v.w}")
-    if reads:
-        lines.append(f"The red query (click the picture to move it, now at {point[0]:.0%} x {point[1]:.0%}) "
-                     "reads these tokens through K/V, against all tokens without the extension: "
-                     + ", ".join(reads) + ". Faded tokens are not read; blue cells are pooled windows, "
-                     "dark dots picked tokens, orange the global sample, boxes the tiles.")
-    table = as_html(rows, "All layers")
     return ("<div class='slothful-caption'>" + "<br>".join(lines)
-            + f"<details><summary>Numbers per level</summary>{table}</details></div>")
+            + f"<details><summary>Details</summary>{details_html(settings, layout, width, height, vs, point, verdict)}"
+            "</details></div>")
+
+
+def details_html(settings, layout, width, height, vs, point, verdict) -> str:
+    """The fold: the model, the gate's reason, where the speed figure comes from, tokens read per
+    level, and the numbers per level."""
+    out = [f"Model: {_html.escape(layout.name)}. Apply from: {_html.escape(verdict.reason)}. The hires. fix "
+           "pass is checked again at its own size.",
+           f"Speed: an upper bound, the FLOP ceiling (unpatched / patched UNet multiply-adds over a "
+           f"{len(gate.RUN_TIMES)}-step run); measured speed-ups are lower, see docs/benchmarks.md. Auto "
+           f"turns the Near-sighted methods on from {AUTO_MIN_SPEEDUP:g}x."]
+    reads = [f"{v.block} {v.w}x{v.h}: {int(v.reads(*token_at(v, point)).sum())} of {v.h * v.w}"
+             for v in vs if v.changed]
+    if reads:
+        out.append(f"Tokens the query at {point[0]:.0%} x {point[1]:.0%} reads (all of them without the "
+                   "extension): " + ", ".join(reads) + ".")
+    return "<br>".join(out) + as_html(preview(settings, layout, width, height), "All layers")

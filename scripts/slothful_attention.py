@@ -13,8 +13,7 @@ from modules.ui_components import InputAccordion  # A1111 1.7+, Forge, reForge
 # needs is imported here, so nothing is added to sys.path for the rest of the session.
 from lib_slothful import xyz
 from lib_slothful.controller import TITLE, Controller
-from lib_slothful.hosts import host_for
-from lib_slothful.hosts.common import layout_of, unet_of_model
+from lib_slothful import hosts
 from lib_slothful.ui import build_ui, infotext_fields
 
 
@@ -22,8 +21,8 @@ def _disabled():
     return bool(getattr(shared.cmd_opts, "disable_slothful_attention", False))
 
 
-CONTROLLER = Controller(host_for, current_unet=lambda: unet_of_model(shared.sd_model),
-                        layout_of=lambda p: layout_of(getattr(p, "sd_model", None) or shared.sd_model))
+CONTROLLER = Controller(hosts.host_for, current_model=lambda: shared.sd_model,
+                        layout_of=lambda p: hosts.layout_of(getattr(p, "sd_model", None) or shared.sd_model))
 _EVERY_SAMPLING = hasattr(scripts.Script, "process_before_every_sampling")  # A1111 1.10+, Forge, reForge
 _SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
 
@@ -42,7 +41,7 @@ class SlothfulAttentionScript(scripts.Script):
         size = [_SIZE.get(f"{tab}_width"), _SIZE.get(f"{tab}_height")]
         size = size if None not in size else []
 
-        controls, _ = build_ui(gr, InputAccordion, self.elem_id, layout_fn=lambda: layout_of(shared.sd_model),
+        controls, _ = build_ui(gr, InputAccordion, self.elem_id, layout_fn=lambda: hosts.layout_of(shared.sd_model),
                                size_inputs=size)
         self.infotext_fields = infotext_fields(controls)
         return controls

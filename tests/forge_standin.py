@@ -1,5 +1,5 @@
-"""A faithful stand-in for Forge's UNet patching, on an ldm UNet (Forge's `backend` cannot be imported
-without a Forge install).  It mirrors, from Forge dfdcbab6:
+"""A stand-in for Forge's UNet patching, on an ldm UNet (Forge's `backend` cannot be imported without
+a Forge install).  It mirrors, from Forge dfdcbab6:
 - `ModelPatcher.clone()` / `set_model_attn1_patch` / `set_model_attn1_output_patch` /
   `set_model_attn1_replace` / `add_object_patch` (backend/patcher/base.py, unet.py);
 - the UNet called as `diffusion_model(x, t, context=..., transformer_options=...)` with
@@ -9,7 +9,15 @@ without a Forge install).  It mirrors, from Forge dfdcbab6:
   stripped from the options the patches get; once an attn1 patch is registered, `context = value =
   n` is passed on; the attn1 replace looked up by (block, id, block_index), then by (block, id),
   and called on the projected q, k, v; output patches after;
-- object patches set on the module tree for the sampling and taken off after.
+- object patches set on the module tree for the sampling and taken off after;
+- `Prediction.timestep(sigma)` (backend/modules/k_prediction.py:147): the nearest of the 1000
+  discrete timesteps of SD's scaled-linear schedule (0.00085 .. 0.012), by log sigma;
+- `extra_options["n_heads"]` = the transformer block's own head count (backend/nn/unet.py:197).
+Where it differs from Forge: the block's forward is swapped on the ldm module rather than being
+Forge's class; attention is computed by the reference einsum (`comfy_driver.ldm_attention`) instead
+of Forge's attention backends; only the options listed above are set per call (no
+`transformer_index`, no `patches_replace` of other kinds); no model management, casting
+or LoRA; one UNet call per `run` (Forge batches cond and uncond the same way, in the order given).
 The neighbours below mirror the mechanisms of Forge's SAG, PAG and StyleAlign and of LayerDiffuse,
 each reduced to the part that meets attn1 (what it reads of the shapes), not their image effect."""
 from __future__ import annotations
@@ -26,11 +34,33 @@ from comfy_driver import ldm_attention
 GROUPS = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
 
 
+class Predictor:
+    """Forge's discrete EPS prediction: sigmas of SD's scaled-linear schedule, sigma -> timestep."""
+
+    def __init__(self):
+        betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+        alphas_cumprod = torch.cumprod(1 - betas, dim=0)
+        self.sigmas = (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).float()
+        self.log_sigmas = self.sigmas.log()
+
+    def timestep(self, sigma):
+        dists = sigma.log() - self.log_sigmas[:, None]
+        return dists.abs().argmin(dim=0).view(sigma.shape)
+
+
+PREDICTOR = Predictor()
+
+
+def sigma_at(t: int, batch: int = 2):
+    """The sigma Forge's sampler passes for discrete timestep t, per row."""
+    return PREDICTOR.sigmas[t].repeat(batch)
+
+
 class Patcher:
     def __init__(self, unet):
         self.model = type("KModel", (), {})()
         self.model.diffusion_model = unet
-        self.model.predictor = type("Predictor", (), {"timestep": staticmethod(lambda s: s * 100.0)})()
+        self.model.predictor = PREDICTOR
         self.model_options = {"transformer_options": {}}
         self.object_patches = {}
 
@@ -68,12 +98,12 @@ def transformer_blocks(unet):
             yield m, (GROUPS[g], 0 if g == "middle_block" else int(i)), int(k)
 
 
-def _block_forward(blk, block_id, index, call):
+def _block_forward(blk, block_id, index, call, heads):
     def forward(x, context=None, transformer_options=None):
         to = dict(call["to"], block=block_id, block_index=index)
         patches, replace = to.get("patches", {}), to.get("patches_replace", {})
         extra = {k: v for k, v in to.items() if k not in ("patches", "patches_replace")}
-        extra.update(n_heads=8, dim_head=x.shape[-1] // 8)
+        extra.update(n_heads=heads, dim_head=x.shape[-1] // heads)
         n = blk.norm1(x)
         context_attn1 = value_attn1 = None
         if "attn1_patch" in patches:
@@ -108,6 +138,7 @@ def sampling(patcher, cond_or_uncond=(1, 0)):
     unet = patcher.model.diffusion_model
     call = {}
     blocks = list(transformer_blocks(unet))
+    heads = {id(blk): blk.attn1.heads for blk, _, _ in blocks}  # before any object patch replaces attn1
     backups = {}
     named = dict(unet.named_modules())
     for key, obj in patcher.object_patches.items():  # Forge's patch_model
@@ -120,14 +151,14 @@ def sampling(patcher, cond_or_uncond=(1, 0)):
         return args, kwargs
 
     for blk, bid, index in blocks:
-        blk._forward = _block_forward(blk, bid, index, call)
+        blk._forward = _block_forward(blk, bid, index, call, heads[id(blk)])
 
     def run(x, sigma, ctx, options=None, **conds):
         to = dict((options or patcher.model_options)["transformer_options"],
                   original_shape=list(x.shape), sigmas=sigma, cond_or_uncond=list(cond_or_uncond))
         handle = unet.register_forward_pre_hook(strip, with_kwargs=True)  # after any hook of ours
         try:
-            return unet(x, sigma * 100.0, context=ctx, transformer_options=to, **conds)
+            return unet(x, PREDICTOR.timestep(sigma).float(), context=ctx, transformer_options=to, **conds)
         finally:
             handle.remove()
 
@@ -186,16 +217,20 @@ class StyleAlign:
 
     def __init__(self, images):
         self.images = images
+        self.calls, self.short_kv_seen = 0, False
 
     def register(self, patcher, unet):
-        def replace(q, k, v, extra):
+        def attn1_proc(q, k, v, extra):  # named as Forge's, so the policy finds it as it finds the real one
+            self.calls += 1
+            self.short_kv_seen |= k.shape[1] < q.shape[1]
             if q.shape[0] != 2 * self.images:
                 raise RuntimeError(f"StyleAlign expected {2 * self.images} rows, got {q.shape[0]}")
             k = torch.cat([k, k[:1].expand_as(k)], 1)
             v = torch.cat([v, v[:1].expand_as(v)], 1)
             return core(q, k, v)[0]
+        attn1_proc.__module__ = "forge_stylealign.py"  # what Forge's script loader names the module
         for _, (group, number), index in transformer_blocks(unet):
-            patcher.set_model_attn1_replace(replace, group, number, index)
+            patcher.set_model_attn1_replace(attn1_proc, group, number, index)
 
 
 class SharingUnit(torch.nn.Module):

@@ -7,10 +7,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.flux import FLUX_DEV, IntegratedFluxTransformer2DModel
 from lib_slothful import flops, gate, validate
+from lib_slothful.families import FLUX as FLUX_FAMILY
 from lib_slothful.joint import Span, attend
 from lib_slothful.params import preset_values
 from lib_slothful.plan import plan_dit
-from lib_slothful.preview import FLUX, preview
+from lib_slothful.preview import preview
+
+FLUX = FLUX_FAMILY.layout
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def test_flux_macs_equal_flop_counter_at_real_widths(flux_meta, H, W, T):
     x = torch.empty(1, 16, H, W, device="meta")
     ctx = torch.empty(1, T, 4096, device="meta")
     macs = counted(lambda: flux_meta(x, torch.ones(1, device="meta"), ctx))
-    rest, core = flops.dit_macs(flops.ARCHS["Flux.1"], H, W, T)
+    rest, core = flops.dit_macs(FLUX_FAMILY, H, W, T)
     assert macs == rest + core
 
 

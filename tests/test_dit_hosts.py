@@ -10,7 +10,7 @@ from lib_slothful import joint
 from lib_slothful.controller import Controller, Run
 from lib_slothful.hosts import DiTHost, ForgeHost, host_for
 from lib_slothful.hosts import dit as dit_host
-from lib_slothful.hosts.common import layout_of
+from lib_slothful.hosts import layout_of
 from lib_slothful.infotext import KEY
 
 # Neo's detection: heads = hidden / 128 (two 128-wide heads); two blocks of each kind
@@ -187,7 +187,7 @@ def test_flux_dit_block_replace_patch_stands_down(host):
 
 def test_flux_mask_and_foreign_lengths_run_the_host_kernel(host):
     mod, model = host
-    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}), *dit_host.family_of(model), p=None)
+    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}))
     p = dit_hosts.processing(model)
     assert dh.install(p, False)
     kernel = dh.orig
@@ -211,7 +211,7 @@ def test_dit_unknown_model_is_not_supported(monkeypatch):
     model = WanModel()
     p = dit_hosts.processing(model)
     run = Run({"enabled": True})
-    host = host_for(p, run, Controller(host_for))
+    host = host_for(p, run, lambda: None)
     assert isinstance(host, ForgeHost) and host.install(p, False) is False
     assert "WanModel is not supported" in run.notes[0]
     lay = layout_of(p.sd_model)
@@ -273,7 +273,7 @@ def test_qwen_image_neo_blocks_split_into_in_and_out_and_restore(monkeypatch):
 def test_qwen_image_video_latent_runs_untouched(monkeypatch):
     mod = dit_hosts.install_qwen(monkeypatch)
     model = mod.Model().double()
-    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}), *dit_host.family_of(model))
+    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}))
     assert dh.install(dit_hosts.processing(model), False)
     x = torch.randn(1, 16, 3, 8, 8, dtype=torch.float64)
     dh._enter(model, (x, torch.tensor([0.5])), {"context": torch.randn(1, 4, 64)})

@@ -5,14 +5,13 @@ FlopCounterMode counts matmuls (linear layers, the attention products, SDPA) and
 2 x multiply-adds, without biases, norms, activations, softmax or interpolation; flops.unet_macs
 counts the same multiply-adds, so the two must agree exactly (SDPA attention, as the benchmark; ldm's
 einsum attention too, on grids where no level is a single token: see the `sdpa` fixture)."""
-import timeit
-
 import pytest
 
 from benchmarks import peers
 from benchmarks import run as bench
 from benchmarks.unets import SD15, SD15_TINY, SDXL, Shape, build_unet, sdpa_forward
-from lib_slothful import flops, preview
+from lib_slothful import flops, gate
+from lib_slothful.families import FAMILIES, family_of
 from lib_slothful.arith import time_from_timestep
 from lib_slothful.hosts.common import model_layout
 
@@ -42,7 +41,7 @@ def sdpa(monkeypatch):
 def test_unet_macs_equal_flop_counter_and_the_attn1_calls(arch, sdpa):
     for H, W in SIZES:
         counted, layers = bench.count_flops(MODELS[arch], 1, H, W)
-        macs = flops.unet_macs(arch, H, W)
+        macs = flops.unet_macs(FAMILIES[arch], H, W)
         assert macs.total == counted / 2, (arch, H, W)
         assert expanded(macs) == layers, (arch, H, W)  # same layers, same order, tokens, channels, heads
         assert macs.rest == macs.total - sum(a.count * flops.attn1_macs(a.tokens, a.channels) for a in macs.attn1)
@@ -53,7 +52,7 @@ def test_unet_macs_with_ldm_attention_and_a_batch():
     scales the count and not the attn1 calls."""
     for arch, (H, W) in (("SD1.x", (37, 53)), ("SD2.x", (64, 64)), ("SDXL", (96, 128))):
         counted, layers = bench.count_flops(MODELS[arch], 2, H, W)
-        macs = flops.unet_macs(arch, H, W)
+        macs = flops.unet_macs(FAMILIES[arch], H, W)
         assert 2 * macs.total == counted / 2, arch
         assert expanded(macs) == layers, arch
 
@@ -61,20 +60,21 @@ def test_unet_macs_with_ldm_attention_and_a_batch():
 def test_anchors():
     """shared/spec/performance-anchors.md: SD1.5 0.80 / 4.67 / 42.2 TFLOP per image at 512 / 1024 / 2048 px."""
     for px, tflop in ((512, 0.80), (1024, 4.67), (2048, 42.2)):
-        assert 2 * flops.unet_macs("SD1.x", px // 8, px // 8).total / 1e12 == pytest.approx(tflop, abs=0.01)
+        assert 2 * flops.unet_macs(FAMILIES["SD1.x"], px // 8, px // 8).total / 1e12 == pytest.approx(tflop, abs=0.01)
 
 
-def test_presets_come_from_the_table_and_layouts_read_off_unets_find_their_family():
-    for name, layout in (("SD1.x", preview.SD1), ("SD2.x", preview.SD2), ("SDXL", preview.SDXL)):
-        arch = flops.ARCHS[name]
-        assert layout.name == name and flops.arch_of(layout) is arch
-        assert [(g.block, g.level, g.channels, g.heads, g.count) for g in layout.groups] == list(arch.attn1_groups())
+def test_family_layouts_equal_what_hosts_read_off_real_unets():
+    """Each family's layout (families.py) against the attn1 layers hosts.common reads off the full-size
+    ldm UNet; a read layout finds its family by its layers, not its name."""
+    for name, family in FAMILIES.items():
         read = model_layout(build_unet(MODELS[name], device="meta"), name="some checkpoint")
-        assert read.groups == layout.groups and read.attention_levels == layout.attention_levels
-        assert flops.arch_of(read) is arch  # by its layers, not its name
-    assert flops.arch_of(model_layout(build_unet(SD15_TINY, device="meta"))) is None
+        assert read.groups == family.layout.groups and read.attention_levels == family.layout.attention_levels
+        assert read.model_channels == family.model_channels
+        assert family_of(read) is family and family_of(family.layout) is family
+    unknown = model_layout(build_unet(SD15_TINY, device="meta"))
+    assert family_of(unknown) is None
     with pytest.raises(ValueError, match="no FLOP model"):
-        flops.unet_macs("SD3", 64, 64)
+        flops.unet_macs(unknown, 64, 64)
 
 
 SETTINGS = [("Slothful", {"method": "slothful"}), ("Near-sighted Tile", {"method": "nearsighted_tile"}),
@@ -88,16 +88,15 @@ def test_ceiling_equals_the_benchmarks(key, px):
     """flops.ceiling (the accordion's number) = benchmarks.run.ceiling, and both = an independent
     count: FlopCounterMode's UNet FLOPs with each hooked attn1 call's self-attention replaced by its
     plan's (the benchmark's former formula)."""
-    arch, H = bench.ARCH[key], px // 8
+    a, H = bench.FAMILY[key], px // 8
     timesteps = [999.0, 749.0, 499.0, 249.0, 0.0]
     counted, layers = bench.count_flops(bench.MODELS[key], 1, H, H)
-    a = flops.ARCHS[arch]
     for name, settings in SETTINGS:
         v = peers.ours(name, settings)
-        mine = flops.ceiling(settings, arch, H, H, [time_from_timestep(t) for t in timesteps])
-        assert mine == pytest.approx(bench.ceiling(v, arch, px, timesteps), rel=1e-9), name
+        mine = flops.ceiling(settings, a, H, H, [time_from_timestep(t) for t in timesteps])
+        assert mine == pytest.approx(bench.ceiling(v, a, px, timesteps), rel=1e-9), name
         saved = sum(flops.attn1_macs(n, c) - v.sa_macs(blk, n, c, heads, H, H, t, a.model_channels,
-                                                       min(a.attention_levels))
+                                                       a.layout.first_level)
                     for t in timesteps for blk, _, n, c, heads in layers)
         base = counted / 2 * len(timesteps)
         assert mine == pytest.approx(base / (base - saved), rel=1e-9), name
@@ -105,17 +104,9 @@ def test_ceiling_equals_the_benchmarks(key, px):
 
 
 def test_ceiling_of_untouched_settings_is_one_and_grows_with_size():
-    times = [i / 19 for i in range(20)]
+    times = gate.RUN_TIMES
     off = {"method": "slothful", "in_slothful": 0, "out_slothful": 0}
-    assert flops.ceiling(off, "SDXL", 128, 128, times) == 1.0
+    assert flops.ceiling(off, FAMILIES["SDXL"], 128, 128, times) == 1.0
     nsa = {"method": "nearsighted_attention"}
-    c = [flops.ceiling(nsa, "SD1.x", px // 8, px // 8, times) for px in (512, 1024, 2048)]
+    c = [flops.ceiling(nsa, FAMILIES["SD1.x"], px // 8, px // 8, times) for px in (512, 1024, 2048)]
     assert 1.0 < c[0] < c[1] < c[2]
-
-
-def test_fast_enough_for_every_slider_move():
-    times = [i / 19 for i in range(20)]
-    s = {"method": "nearsighted_attention"}
-    flops.ceiling(s, "SDXL", 160, 96, times)  # plans are cached after the first call, as in the UI
-    assert timeit.timeit(lambda: flops.unet_macs("SDXL", 160, 96), number=200) / 200 < 1e-3
-    assert timeit.timeit(lambda: flops.ceiling(s, "SDXL", 160, 96, times), number=50) / 50 < 5e-3

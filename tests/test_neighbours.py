@@ -13,7 +13,7 @@ from benchmarks.unets import SD15_TINY, build_unet, call_unet, unet_inputs
 from lib_slothful import build_patches, xyz
 from lib_slothful.controller import XYZ_ATTR, Controller, SettingsError
 from lib_slothful.hosts import a1111, host_for
-from lib_slothful.hosts.common import attention_levels, model_channels
+from lib_slothful.hosts.common import attention_levels, attn1_layers, model_channels
 from lib_slothful.infotext import KEY
 from lib_slothful.params import to_args, validate
 
@@ -33,7 +33,7 @@ def unet():
 @pytest.fixture(scope="module")
 def inputs(unet):
     x, _, ctx, _ = unet_inputs(unet, 2, 24, 32)
-    return x, torch.full((2,), 5.0), ctx  # sigma 5 -> timestep 500 through the stand-in predictor
+    return x, fs.sigma_at(500), ctx  # timestep 500 through Forge's predictor
 
 
 def args(settings):
@@ -129,13 +129,27 @@ def test_forge_pag_extra_call_keeps_its_shapes(unet, inputs, settings):
 
 
 @pytest.mark.parametrize("settings", [TILE, NSA], ids=["tile", "nsa"])
-def test_forge_stylealign_owns_every_layer(unet, inputs, settings):
+def test_forge_stylealign_keeps_the_layers_we_would_tile(unet, inputs, settings):
     style = fs.StyleAlign(images=1)
     with pytest.raises(RuntimeError):  # the failure: tiled queries are 4x the rows it expects
         _ran(unet, inputs, before=lambda pt: (raw_patches(unet, settings)(pt), style.register(pt, unet)))
     alone = neighbour_only(unet, inputs, before=lambda pt: style.register(pt, unet))[0]
+    (out,), entry, notes = forge_generate(unet, inputs, TILE, before=lambda pt: style.register(pt, unet))
+    assert torch.equal(out, alone) and entry is None  # Tile tiles every layer it changes: all left to it
     (out,), entry, notes = forge_generate(unet, inputs, settings, before=lambda pt: style.register(pt, unet))
-    assert torch.equal(out, alone) and entry is None  # nothing of ours ran, and the image says so
+    assert len([n for n in notes if "StyleAlign" in n or "stylealign" in n.lower()]) == 1  # one line
+
+
+def test_forge_stylealign_and_slothful_both_apply(unet, inputs):
+    """StyleAlign's replace joins K/V of any length and shapes its output by q: Slothful's reduced
+    K/V reach it, and both effects are in the image (as before the neighbour policy)."""
+    style = fs.StyleAlign(images=1)
+    alone = neighbour_only(unet, inputs, before=lambda pt: style.register(pt, unet))[0]
+    slothful = {"enabled": True, "method": "slothful", "peak_time": 0.5}
+    ours_alone = forge_generate(unet, inputs, slothful)[0][0]
+    (out,), entry, notes = forge_generate(unet, inputs, slothful, before=lambda pt: style.register(pt, unet))
+    assert entry is not None and not torch.equal(out, alone) and not torch.equal(out, ours_alone)
+    assert style.calls > 0 and style.short_kv_seen  # it ran, and saw our shorter K/V
 
 
 @pytest.mark.parametrize("order", ["before", "after"])
@@ -167,7 +181,7 @@ def test_forge_an_attn1_patch_after_ours_sees_plain_tensors(unet, inputs):
     alone = neighbour_only(unet, inputs, after=tome_like)[0]
     seen.clear()
     (out,), entry, notes = forge_generate(unet, inputs, TILE, after=tome_like)
-    assert all(seen) and len(seen) == 16 and torch.equal(out, alone) and entry is None
+    assert all(seen) and len(seen) == len(attn1_layers(unet)) and torch.equal(out, alone) and entry is None
 
 
 def test_output_patch_untiles_only_the_shape_it_tiled():
@@ -189,12 +203,12 @@ def make_p(unet):
 def a1111_generate(unet, inputs, settings, rows=None):
     hooks_before = hook_count(unet)  # a neighbour's own hooks
     c = Controller(host_for)
-    if rows:
-        c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond=torch.zeros(rows[0], 77, 8),
-                                          text_uncond=torch.zeros(rows[1], 77, 8)))
     p = make_p(unet)
     c.process(p, args(settings))
     c.before_sampling(p)
+    if rows:  # the WebUI's CFG denoiser callback, before the UNet call
+        c.on_cfg_denoiser(SimpleNamespace(denoiser=None, text_cond=torch.zeros(rows[0], 77, 8),
+                                          text_uncond=torch.zeros(rows[1], 77, 8)))
     notes = c.run.notes if c.run else []
     out = call_unet(unet, *inputs)
     c.postprocess_batch(p)
@@ -235,8 +249,8 @@ def test_a1111_hypertile_layers_are_left_to_it(unet, a_inputs):
     try:
         tiled = call_unet(unet, *a_inputs)
         hooks = a1111.UnetHooks(unet, build_patches({"method": "slothful", "peak_time": 0.5}, 32, (0, 1, 2)))
-        hooks._hook_attn(unet.input_blocks[1][1].transformer_blocks[0].attn1, ("input", 1))  # no policy
-        hooks.install.__func__  # (the policy lives in install(); _hook_attn is the bare mechanism)
+        # the bare mechanism, without install()'s neighbour policy: what the extension did before
+        hooks._hook_attn(unet.input_blocks[1][1].transformer_blocks[0].attn1, ("input", 1))
         a1111.HANDLES.append(unet.register_forward_pre_hook(hooks._unet_pre, with_kwargs=True))
         with pytest.raises(RuntimeError):  # the failure: its tiles meet our shorter K/V context
             call_unet(unet, *a_inputs)
@@ -324,3 +338,39 @@ def test_xyz_bad_value_is_a_422_and_an_axis_turns_the_extension_on(unet, a_input
     setattr(p2, XYZ_ATTR, {"enabled": False, "tile_size": 16})  # Enabled = False on its axis wins
     c.process(p2, args({"enabled": True}))
     assert c.run is None
+
+
+def test_forge_policy_names_what_each_replace_patch_takes(unet):
+    """The one table of Forge neighbour rules: StyleAlign takes reduced K/V and no tiles; any other
+    replace patch (SAG, PAG, ControlNet reference-only, an unknown one) takes nothing of ours."""
+    from lib_slothful.hosts.forge import CallView
+
+    def replace_named(module, name):
+        def fn(q, k, v, extra):
+            return q
+        fn.__module__, fn.__qualname__ = module, name
+        return fn
+
+    cases = {("forge_stylealign.py", "StyleAlignForForge.process_before_every_sampling.<locals>.attn1_proc"): (True, False),
+             ("forge_sag.py", "attn_and_record"): (False, False),
+             ("forge_perturbed_attention.py", "attn_proc"): (False, False),
+             ("forge_reference.py", "ReferencePreprocessor.process_before_every_sampling.<locals>.attn1_proc"): (False, False),
+             ("someone_else.py", "replace"): (False, False)}
+    for (module, name), (short_kv, tiled_q) in cases.items():
+        view = CallView(unet, {})
+        view.pre(None, (), {"transformer_options": {"patches_replace": {"attn1": {("input", 1): replace_named(module, name)}}}})
+        verdict = view.neighbour({"block": ("input", 1), "block_index": 0})
+        assert (verdict.short_kv, verdict.tiled_q) == (short_kv, tiled_q), module
+        assert view.neighbour({"block": ("output", 3), "block_index": 0}) is None  # a block it does not replace
+
+
+@pytest.mark.parametrize("settings", [TILE, SLOTHFUL_MID], ids=["tile", "slothful"])
+def test_forge_a_patch_before_ours_gets_one_console_line(unet, inputs, settings):
+    """reForge's HyperTile and ToMe register their attn1 patch before ours: ours then sees their
+    tensors.  The neighbour is named once, and nothing else is said about those layers."""
+    def tome_like(patcher):
+        patcher.set_model_attn1_patch(lambda n, context, value, extra: (n * 1.0, context, value))
+    alone = neighbour_only(unet, inputs, before=tome_like)[0]
+    (out,), entry, notes = forge_generate(unet, inputs, settings, before=tome_like)
+    assert torch.equal(out, alone) and entry is None
+    assert len(notes) == 1 and "another attn1 patch" in notes[0], notes

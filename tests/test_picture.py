@@ -15,7 +15,7 @@ from lib_slothful import build_patches
 from lib_slothful.arith import level_grid, time_from_timestep
 from lib_slothful.params import validate
 from lib_slothful.picture import point_from_click, render, views, arrange, token_at
-from lib_slothful.preview import LayerGroup, ModelLayout
+from lib_slothful.families import LayerGroup, ModelLayout
 
 SIZES = [(37, 53), (40, 56), (29, 31)]  # latent H x W: odd, not multiples of 8
 

@@ -11,7 +11,9 @@ from lib_slothful.hosts import host_for
 from lib_slothful.infotext import KEY, format_settings, parse_settings
 from lib_slothful.params import BY_KEY, DEFAULTS, PARAMS, from_args, matches_preset, to_args, validate
 from lib_slothful.presets import PRESETS
-from lib_slothful.preview import SD1, SDXL
+from lib_slothful.families import SD1 as SD1_FAMILY, SDXL as SDXL_FAMILY, family_of
+
+SD1, SDXL = SD1_FAMILY.layout, SDXL_FAMILY.layout
 
 NAMED = [pr for pr in PRESETS if pr.key != "custom"]
 
@@ -20,8 +22,11 @@ NAMED = [pr for pr in PRESETS if pr.key != "custom"]
 def test_each_preset_validates_and_round_trips(preset):
     # through the API by name: the table's defaults, then the preset's values
     s = from_args([{"preset": preset.key}])
-    expected = {**DEFAULTS, "enabled": True, **preset.values, "preset": preset.key}
-    assert dict(s) == expected and matches_preset(s)
+    assert s["enabled"] and s["preset"] == preset.key and matches_preset(s)
+    for key, value in preset.values.items():  # every value the preset names is set ...
+        assert s[key] == value, key
+    for key in set(DEFAULTS) - set(preset.values) - {"enabled", "preset"}:  # ... the rest is at its default
+        assert s[key] == DEFAULTS[key], key
     # by label too, as the dropdown and X/Y/Z send it
     assert from_args([{"preset": dict(BY_KEY["preset"].choices)[preset.key]}]) == s
     # infotext: the values and the name; pasting gives the same settings
@@ -34,6 +39,15 @@ def test_each_preset_validates_and_round_trips(preset):
     # positional API arguments (the UI's order)
     assert from_args(to_args(s)) == s
     assert preset.help and len(preset.help.splitlines()) == 1
+
+
+@pytest.mark.parametrize("key", ["slothful_node", "tile_node", "nsa_node"])
+def test_the_node_presets_apply_at_any_size_as_the_nodes(key):
+    """The nodes act at every size: their presets are not kept off by Auto where a speed-up is small
+    (Near-sighted Tile at 512 px SD1.5 is under Auto's threshold)."""
+    s = from_args([{"preset": key}])
+    for layout, px in ((SD1, 256), (SD1, 512), (SDXL, 1024)):
+        assert gate.check(s, layout, px, px).applies, (key, px)
 
 
 def test_named_keys_change_a_preset_and_the_infotext_drops_its_name():
@@ -76,6 +90,8 @@ def test_gate_by_size():
 
 def test_auto_gate_keeps_slothful_and_gates_the_speed_methods_by_their_estimate():
     assert gate.check({"method": "slothful"}, SD1, 256, 256).applies  # an image control at any size
+    verdict = gate.check({"method": "nearsighted_attention"}, SD1, 1024, 1024)
+    assert verdict.estimate == gate.speed_estimate({"method": "nearsighted_attention"}, SD1, 1024, 1024)
     for method in ("nearsighted_tile", "nearsighted_attention"):
         for layout, small, large in ((SD1, 512, 2048), (SDXL, 1024, 2048)):
             s = {"method": method}
@@ -134,12 +150,11 @@ def test_gated_generation_writes_no_entry(unet):
 def test_a_model_not_loaded_yet_gets_an_assumed_layout_that_says_so():
     """Forge loads the model at the first generation: the preview and the gate use a guessed family
     until then, named as a guess; a foreign architecture gets no speed estimate (Auto applies)."""
-    from lib_slothful import flops
-    from lib_slothful.hosts.common import layout_of
+    from lib_slothful.hosts import layout_of
 
     guessed = layout_of(SimpleNamespace(is_sdxl=True))
-    assert "assumed" in guessed.name and flops.arch_of(guessed).name == "SDXL"
+    assert "assumed" in guessed.name and family_of(guessed) is SDXL_FAMILY
     narrow = SimpleNamespace(name="rw-sd15", model_channels=320, attention_levels=(0, 1, 2),
                              groups=tuple(g.__class__(g.block, g.level, 320, g.heads, g.count) for g in SD1.groups))
-    assert flops.arch_of(narrow) is None  # 320 channels at every level: not SD1.x
+    assert family_of(narrow) is None  # 320 channels at every level: not SD1.x
     assert gate.check({"method": "nearsighted_attention"}, narrow, 256, 256).applies

@@ -5,9 +5,12 @@ import gradio as gr
 
 from lib_slothful.infotext import KEY, format_settings
 from lib_slothful.params import BY_KEY, PARAMS, from_args, to_args, validate
-from lib_slothful.preview import SD1
+from lib_slothful.families import SD1 as SD1_FAMILY
 from lib_slothful.ui import (ADVANCED, build_ui, advanced_changed, infotext_fields, preset_updates,
                              preview_outputs, visible_sections)
+
+
+SD1 = SD1_FAMILY.layout
 
 
 class InputAccordion(gr.Checkbox):
@@ -76,8 +79,8 @@ def test_controls_that_do_not_apply_are_hidden():
 def test_advanced_fold_holds_the_rest_and_opens_for_non_default_values():
     assert set(ADVANCED) == {p.key for p in PARAMS} - {"enabled", "method", "preset", "first_pass",
                                                         "hires_pass", "size_gate"}
-    defaults = [dict(BY_KEY[k].choices)[BY_KEY[k].default] if BY_KEY[k].kind == "choice" else BY_KEY[k].default
-                for k in ADVANCED]
+    by_key = dict(zip([p.key for p in PARAMS], build()[0]))
+    defaults = [by_key[k].value for k in ADVANCED]  # what the built controls show at first
     assert not advanced_changed(defaults)
     for i, key in enumerate(ADVANCED):  # any one control off its default opens it
         p = BY_KEY[key]
@@ -103,7 +106,7 @@ def test_presets_fill_every_control():
 def test_preview_follows_the_controls():
     values = [c.value for c in build()[0]]
     image, html = preview_outputs(values, SD1, 1024, 768)
-    assert "1024x768 px" in html and "at most" in html and image.size[0] > 100
+    assert "at 1024x768 px" in html and "at most" in html and image.size[0] > 100
     values[[p.key for p in PARAMS].index("method")] = "Near-sighted Attention"
     image2, html2 = preview_outputs(values, SD1, 1024, 768)
     assert html2 != html and image2.tobytes() != image.tobytes()
@@ -115,11 +118,29 @@ def test_preview_follows_the_controls():
 def test_preview_says_when_nothing_changes_or_the_gate_keeps_it_off():
     tile = to_args(validate({"method": "nearsighted_tile"}))
     _, html = preview_outputs(tile, SD1, 256, 256)  # one 32-token tile at 256 px
-    assert "Nothing changes at this size" in html
+    assert "these settings change nothing" in first_line(html)
     _, html = preview_outputs(tile, SD1, 512, 512)
-    assert "Apply from: off at this size" in html
+    assert "kept off at this size" in first_line(html)
     _, html = preview_outputs(to_args(validate({"method": "nearsighted_tile", "size_gate": "always"})), SD1, 512, 512)
-    assert "Apply from: on at this size" in html
+    assert "runs at this size (Apply from: Any size)" in first_line(html)
+
+
+def first_line(html):
+    return html.split("<br>")[0]
+
+
+def test_first_line_counts_the_layers_that_change_and_gives_the_estimate():
+    """SD1.5 has 16 self-attention layers (2 + 2 + 2 input, 1 middle, 3 + 3 + 3 output); the Tile
+    method at its default depth 2 tiles the two top levels (4 input, 6 output layers) at 1024 px."""
+    from lib_slothful import gate
+
+    values = to_args(validate({"enabled": True, "method": "nearsighted_tile"}))
+    line = first_line(preview_outputs(values, SD1, 1024, 1024)[1])
+    est = gate.speed_estimate({"method": "nearsighted_tile"}, SD1, 1024, 1024)
+    assert "10 of 16 self-attention layers change" in line and f"at most {est:.2f}x faster" in line
+    assert "runs at this size (Apply from: Auto)" in line and "When enabled" not in line
+    off = to_args(validate({"enabled": False, "method": "nearsighted_tile"}))
+    assert "<b>When enabled, at 1024x1024 px" in first_line(preview_outputs(off, SD1, 1024, 1024)[1])
 
 
 def test_infotext_fields_paste_each_control():

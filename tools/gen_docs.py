@@ -122,14 +122,13 @@ def render() -> dict:
 
 def pictures() -> dict:
     """{path: PIL image} of the README's preview pictures."""
+    from lib_slothful.families import FAMILIES
     from lib_slothful.picture import render as draw, views
-    from lib_slothful.preview import SD1, SDXL
 
-    layouts = {"SD1.x": SD1, "SDXL": SDXL}
     out = {}
     for name, family, px in PICTURE_CASES:
         settings = {"enabled": True, "method": "nearsighted_attention"}
-        out[os.path.join(PICTURES, f"{name}.png")] = draw(views(settings, layouts[family], px, px), PICTURE_POINT)
+        out[os.path.join(PICTURES, f"{name}.png")] = draw(views(settings, FAMILIES[family].layout, px, px), PICTURE_POINT)
     return out
 
 

@@ -138,23 +138,46 @@ class A1111Host:
     per UNet and generation (so notes are given once and the ComfyUI Tile RNG runs on)."""
     name = "AUTOMATIC1111"
 
-    def __init__(self, run, progress=lambda: None, chunks=None):
-        self.run, self.progress, self.chunks = run, progress, chunks
+    def __init__(self, run, progress=lambda: None):
+        self.run, self.progress = run, progress
         self.hooks: list[UnetHooks] = []
         self.patch_sets: dict = {}  # id(unet) -> patch pair
         self.hooked_unet = None
+        self.rows = (0, 0)  # (cond rows, uncond rows) of the current denoiser call
+
+    @classmethod
+    def serves(cls, sd_model) -> bool:
+        return True  # the fallback: any model with an ldm / sgm `model.diffusion_model`
 
     @staticmethod
-    def unet_of(p):
+    def unet_of(sd_model):
         try:
-            return p.sd_model.model.diffusion_model
+            return sd_model.model.diffusion_model
         except AttributeError:
             return None
+
+    def on_denoiser(self, params, sd_model):
+        """Record the cond / uncond rows of the call (A1111 batches them without labels), and move
+        the hooks when the refiner has replaced the model."""
+        self.rows = (_rows(getattr(params, "text_cond", None)), _rows(getattr(params, "text_uncond", None)))
+        self.follow(self.unet_of(sd_model))
+
+    def chunks(self, batch: int):
+        """cond_or_uncond labels of a UNet call: [0, 1] when it holds equal cond and uncond rows, [0]
+        when it holds one kind only, None when the rows cannot be told apart (AND prompts give more
+        cond than uncond rows)."""
+        cond, uncond = self.rows
+        if cond and cond == uncond:
+            if batch == cond + uncond:
+                return [0, 1]
+            if batch <= cond:
+                return [0]
+        return None if cond or uncond else [0]
 
     def install(self, p, hires: bool) -> bool:
         remove_all()
         self.hooked_unet = None
-        unet = self.unet_of(p)
+        unet = self.unet_of(p.sd_model)
         if unet is None or not attn1_layers(unet):
             self.run.note("this model has no UNet self-attention (attn1) layers (SD3, Flux, ...): "
                           "generating without Slothful Attention")
@@ -170,7 +193,7 @@ class A1111Host:
             self._hook(unet)
 
     def fail(self, p, error):
-        unet = self.unet_of(p)
+        unet = self.unet_of(p.sd_model)
         if unet is not None:
             fail_on_next_call(unet, error)
 
@@ -206,3 +229,10 @@ class A1111Host:
             self.run.note(f"{len(names)} attn1 layer(s) belong to {owner} (first: {names[0]}): left untouched")
         self.hooks.append(hooks)
         self.hooked_unet = unet
+
+
+def _rows(cond) -> int:
+    if isinstance(cond, dict):
+        cond = cond.get("crossattn", next(iter(cond.values()), None))
+    shape = getattr(cond, "shape", None)
+    return int(shape[0]) if shape else 0

@@ -3,12 +3,12 @@ backend and ldm_patched all share the openaimodel layout: input_blocks / middle_
 output_blocks of TimestepEmbedSequential, `Downsample` modules, `...attn1` self-attention)."""
 from __future__ import annotations
 
-import dataclasses
 import re
+from dataclasses import replace
 
 import torch
 
-from lib_slothful.preview import LayerGroup, ModelLayout
+from lib_slothful.families import LayerGroup, ModelLayout, assumed_layout, dit_family_of_model
 
 _BLOCK = re.compile(r"(?:^|\.)(input_blocks|middle_block|output_blocks)(?:\.(\d+))?\.")
 _GROUP = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
@@ -110,34 +110,20 @@ def model_layout(unet: torch.nn.Module, name: str = "loaded model") -> ModelLayo
     return ModelLayout(name, model_channels(unet), levels, tuple(groups))
 
 
-def unet_of_model(sd_model):
-    """The torch UNet module that will run (A1111: ldm / sgm; Forge, reForge: the patcher's model)."""
+def layout_of_unet(unet, sd_model) -> ModelLayout:
+    """The preview layout of a loaded model, read off its UNet; an assumed family's layout (named so)
+    when there is no UNet with attn1 layers to read yet."""
     try:
-        if hasattr(sd_model, "forge_objects"):
-            return sd_model.forge_objects.unet.model.diffusion_model
-        return sd_model.model.diffusion_model
-    except AttributeError:
-        return None
-
-
-def layout_of(sd_model):
-    """The preview layout of the loaded model, read off its UNet; a preset if it cannot be read."""
-    from lib_slothful.hosts.dit import family_of
-    from lib_slothful.preview import SD1, SD2, SDXL, layout_of_arch
-
-    try:
-        unet = unet_of_model(sd_model)
         info = getattr(sd_model, "sd_checkpoint_info", None)
         name = getattr(info, "name_for_extra", None) or "loaded model"
         if unet is not None and attn1_layers(unet):
             return model_layout(unet, name=name)
-        found = family_of(unet) if unet is not None else None
-        if found is not None:
-            return dataclasses.replace(layout_of_arch(found[0]), name=f"{name} ({found[0].name})")
-        if unet is not None:  # loaded, neither a UNet nor a known DiT: nothing to draw
+        dit = dit_family_of_model(unet) if unet is not None else None
+        if dit is not None:
+            return replace(dit.layout, name=f"{name} ({dit.name})")
+        if unet is not None and hasattr(unet, "parameters"):  # loaded, neither a UNet nor a known DiT
             return ModelLayout(f"{name} ({type(unet).__name__})", 0, (), ())
-    except Exception:  # a model mid-load or of an unknown kind: the preview falls back to a preset
+    except Exception:  # a model mid-load or of an unknown kind: the preview falls back to a guess
         pass
     # Forge loads the model at the first generation: until then the layout is a guess, and says so
-    preset = SDXL if getattr(sd_model, "is_sdxl", False) else SD2 if getattr(sd_model, "is_sd2", False) else SD1
-    return dataclasses.replace(preset, name=f"{preset.name} assumed (the model is not loaded yet)")
+    return assumed_layout(is_sdxl=getattr(sd_model, "is_sdxl", False), is_sd2=getattr(sd_model, "is_sd2", False))

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from lib_slothful.arith import clip
-from lib_slothful.flops import ARCHS, DiTArch
+from lib_slothful.families import DIT_FAMILIES, DiTFamily
 from lib_slothful.joint import Span, attend
 from lib_slothful.params import validate
 from lib_slothful.patch import PatchState
@@ -73,9 +73,9 @@ _REFORGE = Seam("ldm_patched.ldm.flux.math", "optimized_attention", ("ldm_patche
                 (("ldm_patched.ldm.flux.layers", "attention"), ("ldm_patched.ldm.chroma.layers", "attention")),
                 "ldm_patched.ldm.flux.math")
 
-# diffusion-model class -> (family in flops.ARCHS, seam).  Forge Neo and Forge name their classes
-# alike and share the seam; reForge keeps ComfyUI's names.
-FAMILIES = {
+# diffusion-model class -> (family in families.DIT_FAMILIES, seam).  Forge Neo and Forge name their
+# classes alike and share the seam; reForge keeps ComfyUI's names.
+SEAMS = {
     "IntegratedFluxTransformer2DModel": ("Flux.1", _FORGE),  # Neo flux.py:349, Forge flux.py:326
     "IntegratedChromaTransformer2DModel": ("Chroma", _FORGE),  # Neo chroma.py:87, Forge chroma.py
     "Flux": ("Flux.1", _REFORGE),  # reForge ldm_patched/ldm/flux/model.py:37
@@ -90,14 +90,15 @@ FAMILIES = {
 _FORWARDS = ("forward", "inner_forward", "forward_orig")
 
 
-def family_of(model) -> tuple[DiTArch, Seam] | None:
-    found = FAMILIES.get(type(model).__name__)
-    return None if found is None else (ARCHS[found[0]], found[1])
+def family_of(model) -> tuple[DiTFamily, Seam] | None:
+    """(family, seam) of a loaded diffusion model, by its class, or None."""
+    found = SEAMS.get(type(model).__name__)
+    return None if found is None else (DIT_FAMILIES[found[0]], found[1])
 
 
-def diffusion_model(p):
+def diffusion_model(sd_model):
     try:
-        return p.sd_model.forge_objects.unet.model.diffusion_model
+        return sd_model.forge_objects.unet.model.diffusion_model
     except AttributeError:
         return None
 
@@ -155,7 +156,7 @@ def foreign_wrapper(patcher) -> str | None:
     return None
 
 
-def block_groups(model, arch: DiTArch):
+def block_groups(model, arch: DiTFamily):
     """(block module, settings group) of every block of the model, from the family's table: a kind
     listed once gives all its blocks one group; a kind listed more than once is split in the
     table's proportions (whatever the model's real block count: test models have fewer)."""
@@ -191,12 +192,14 @@ def _args(args, kwargs):
 
 
 class DiTHost:
-    """The Host for a Flux-family DiT on Forge Neo, Forge or reForge (see hosts/__init__.py)."""
+    """The Host for a DiT family on Forge Neo, Forge or reForge (see hosts/__init__.py)."""
     name = "DiT"
 
-    def __init__(self, run, arch: DiTArch, seam: Seam, progress=lambda: None, p=None):
-        self.run, self.arch, self.seam, self.progress = run, arch, seam, progress
-        self.p = p
+    def __init__(self, run, progress=lambda: None):
+        self.run, self.progress = run, progress
+        self.arch: DiTFamily | None = None
+        self.seam: Seam | None = None
+        self.p = None
         self.state = PatchState(run.note)
         self.handles: list = []
         self.module = None
@@ -207,11 +210,29 @@ class DiTHost:
         self.kernel = self._kernel  # one bound method: the identity the seam is checked against
 
     # -- the surface the controller uses -------------------------------------------------------------
+    @classmethod
+    def serves(cls, sd_model) -> bool:
+        """A Forge-family patcher (Neo, Forge, reForge) holding a DiT family with a known seam."""
+        return family_of(diffusion_model(sd_model)) is not None
+
+    @staticmethod
+    def unet_of(sd_model):
+        return diffusion_model(sd_model)
+
+    def on_denoiser(self, params, sd_model):
+        """Nothing to do: the grid, text and sigma are read per DiT call by the model's pre-hook."""
+
     def install(self, p, hires: bool) -> bool:
         self.remove()
         self.p = p
         patcher = p.sd_model.forge_objects.unet
         model = patcher.model.diffusion_model
+        found = family_of(model)
+        if found is None:  # the checkpoint changed under this generation (a hires. fix checkpoint)
+            self.run.note(f"{type(model).__name__} is not a DiT family this adapter knows: this pass runs "
+                          "without Slothful Attention")
+            return False
+        self.arch, self.seam = found
         other = foreign_at_install(model, patcher, self.seam)
         if other:
             self.run.note(f"{other}: {self.arch.name} runs without Slothful Attention in this pass")
@@ -232,7 +253,7 @@ class DiTHost:
             self.handles.pop().remove()
 
     def fail(self, p, error):
-        model = diffusion_model(p)
+        model = diffusion_model(getattr(p, "sd_model", None))
         if model is not None:
             def hook(module, args):
                 self.remove()

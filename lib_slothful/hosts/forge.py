@@ -4,22 +4,18 @@ Current Forge (`backend`, 2024-08+), the 2024 Forge and reForge (`ldm_patched`) 
 attn1 patch protocol, so the engine plugs in directly; they differ only in where the sigma ->
 timestep map lives (`predictor` vs `model_sampling`).
 
-Neighbour policy.  Inside an attn1 patch the options of the call do not show the other patches
+Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`,
+`CallView.neighbour` and the `TOLERANT_REPLACES` table); the engine applies the verdict
+(`patch.Neighbour`).  Inside an attn1 patch the options of the call do not show the other patches
 (the transformer block strips `patches` and `patches_replace` from them), so a read-only pre-hook on
-the UNet module records, per UNet call, what else acts on attn1 in that call:
-- an attn1 replace patch for a block (SAG, StyleAlign; PAG adds its own only for its extra call):
-  that block's attn1 runs untouched, since the replace reads the attention's shapes;
-- another attn1 patch or attn1 output patch in the chain (ToMe, an extension's patch): it would see
-  our tiled or reduced tensors, so every layer runs untouched;
-- an attn1 module that another tool swapped in through an object patch (LayerDiffuse's attention
-  sharing): the whole pass runs untouched.  Where the patcher already carries such an object patch
-  when we install, nothing is registered at all.
+the UNet module records, per UNet call, what else acts on attn1 in that call.
 An untouched call hands back `context = value = None`, so the attn1 module is called exactly as it
 would be with no patch registered (a registered attn1 patch otherwise makes Forge pass `context=n`).
 """
 from __future__ import annotations
 
 from lib_slothful import build_patches
+from lib_slothful.patch import Neighbour
 
 from .common import attention_levels, attn1_layers, model_channels
 
@@ -30,13 +26,31 @@ def _describe(fn) -> str:
     return f"{mod}.{name}".strip(".")
 
 
-def object_patched_attn1(unet_patcher) -> list[str]:
-    """Object patches that replace attn1 modules (LayerDiffuse)."""
-    return [k for k in getattr(unet_patcher, "object_patches", {}) if k.endswith("attn1")]
+# -- neighbours: every Forge / reForge rule about other tools on attn1 --------------------------------
+# attn1 replace patches that can take some of ours, matched (lower case) in the replace function's
+# module and name.  Any other replace patch gets nothing of ours on the blocks it replaces: SAG reads
+# its attention map as queries x keys on the grid, PAG returns V in place of the output (its length
+# must be the queries'), ControlNet reference-only keeps banks of the hidden states it saw.
+TOLERANT_REPLACES = {
+    # StyleAlign's attn1_proc joins the batch's K/V, of any length, and shapes its output by q; it
+    # picks batch rows by cond / uncond index, so tiled queries (more rows) would break it.
+    "stylealign": dict(short_kv=True, tiled_q=False),
+}
+
+
+def refusal_at_install(patcher) -> str | None:
+    """Why nothing may be registered on this patcher at all: attn1 modules another tool swapped in
+    through object patches (LayerDiffuse's attention sharing reads any `context` as its control)."""
+    swapped = [k for k in getattr(patcher, "object_patches", {}) if k.endswith("attn1")]
+    if swapped:
+        return (f"another extension (LayerDiffuse?) replaced {len(swapped)} attn1 modules: "
+                "Slothful Attention is off for this pass")
+    return None
 
 
 class CallView:
-    """What else acts on attn1 in the UNet call in flight, read by a pre-hook on the UNet."""
+    """What else acts on attn1 in the UNet call in flight, read by a pre-hook on the UNet, and the
+    verdict on each attn1 call from it (`neighbour`)."""
 
     def __init__(self, unet, first_block: dict):
         self.replace: dict = {}
@@ -59,18 +73,20 @@ class CallView:
         self.swapped = next((type(b.attn1).__name__ for b in self.blocks if not hasattr(b.attn1, "to_v")), None)
         self.unet_calls += 1
 
-    def owner(self, extra_options) -> str | None:
-        if self.swapped:
-            return f"{self.swapped} (another extension replaced attn1 modules) owns this pass"
-        if self.others:
-            return f"another attn1 patch ({', '.join(sorted(set(self.others)))}) shares these layers"
+    def neighbour(self, extra_options) -> Neighbour | None:
+        if self.swapped:  # a module swapped in: the whole pass is its
+            return Neighbour(f"{self.swapped} (another extension replaced attn1 modules) owns this pass")
+        if self.others:  # another attn1 patch in the chain would see our tiled or reduced tensors
+            return Neighbour(f"another attn1 patch ({', '.join(sorted(set(self.others)))}) shares these layers")
         block = tuple(extra_options.get("block") or ())
         fn = self.replace.get(block + (extra_options.get("block_index", 0),)) or self.replace.get(block)
-        if fn is not None:
-            name = _describe(fn)
-            first = self.first_block.setdefault(name, block)
-            return f"an attn1 replace patch ({name}) owns {first[0]} block {first[1]} and any other it replaces"
-        return None
+        if fn is None:
+            return None
+        name = _describe(fn)
+        first = self.first_block.setdefault(name, block)
+        takes = next((t for key, t in TOLERANT_REPLACES.items() if key in name.lower()), {})
+        return Neighbour(f"an attn1 replace patch ({name}) on {first[0]} block {first[1]} and any other "
+                         "it replaces", **takes)
 
 
 def _attn1_parents(unet):
@@ -91,12 +107,19 @@ class ForgeHost:
         self.views: list[CallView] = []
         self.first_block: dict = {}
 
+    @classmethod
+    def serves(cls, sd_model) -> bool:
+        return hasattr(sd_model, "forge_objects")
+
     @staticmethod
-    def unet_of(p):
+    def unet_of(sd_model):
         try:
-            return p.sd_model.forge_objects.unet.model.diffusion_model
+            return sd_model.forge_objects.unet.model.diffusion_model
         except AttributeError:
             return None
+
+    def on_denoiser(self, params, sd_model):
+        """Nothing to do: Forge labels cond / uncond rows itself and swaps patchers for a refiner."""
 
     def install(self, p, hires: bool) -> bool:
         self.remove()
@@ -107,10 +130,9 @@ class ForgeHost:
                           "layers and is not a DiT family tried with this extension (Flux.1, Flux Kontext, "
                           "Chroma; Qwen-Image on Forge Neo); generating without Slothful Attention")
             return False
-        swapped = object_patched_attn1(patcher)
-        if swapped:
-            self.run.note(f"another extension (LayerDiffuse?) replaced {len(swapped)} attn1 modules: "
-                          "Slothful Attention is off for this pass")
+        refusal = refusal_at_install(patcher)
+        if refusal:
+            self.run.note(refusal)
             return False
         p.sd_model.forge_objects.unet = self._patched(patcher, unet)
         return True
@@ -119,7 +141,7 @@ class ForgeHost:
         m = patcher.clone()
         view = CallView(unet, self.first_block)
         patch, out_patch = build_patches(self.run.settings, model_channels(unet), attention_levels(unet),
-                                         on_note=self.run.note, owner=view.owner)
+                                         on_note=self.run.note, owner=view.neighbour)
         sampling = getattr(m.model, "predictor", None)  # current Forge
         if sampling is None:  # ldm_patched: reForge may object-patch model_sampling
             get = getattr(m, "get_model_object", None)
@@ -145,7 +167,7 @@ class ForgeHost:
         return m
 
     def fail(self, p, error):
-        unet = self.unet_of(p)
+        unet = self.unet_of(p.sd_model)
         if unet is not None:
             def hook(module, args):
                 self.remove()
