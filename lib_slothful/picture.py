@@ -9,7 +9,9 @@ the tokens would be drawn under 3 px, a 32 x 32-token window around the query:
 - the K/V cells of the local reduction: a dark dot on the picked token of each cell, the pooled
   window tinted blue (cells alternate in shade so they can be told apart);
 - the global sample every tile also sees, in orange (picked token dark orange, window light);
-- for the chosen point (red), everything its query does not attend to is faded out.
+- for the chosen point (red), the tokens its query reads that carry no other mark in light yellow
+  (a whole tile, or every token), and every mark it does not read faded out;
+- on a zoomed panel, an inset in its corner: the whole grid with its tiles and the zoom window.
 
 `views` holds the geometry as data (tiles, cells, the tokens a query reads), so the tests check it against
 the tensors the engine really builds; `render` only paints it.  PIL and numpy only: both come with
@@ -31,6 +33,8 @@ BLOCK_ROWS = ("input", "middle", "output")
 SHADE_A, SHADE_B = (222, 233, 247), (200, 216, 238)
 PICK, GLOBAL_WIN, GLOBAL_PICK = (40, 40, 40), (252, 214, 168), (214, 104, 0)
 TILE_LINE, POINT, FADE = (0, 0, 0), (220, 0, 0), 0.78
+READ = (255, 236, 160)  # a token the query reads that carries no other mark (a whole tile, every token)
+INSET, WINDOW = 44, (40, 110, 220)  # the overview inset of a zoomed panel, and the zoom window in it
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,7 +251,7 @@ def arrange(vs, point=(0.5, 0.5)) -> tuple[list, int, int]:
             x += PANEL + GAP
         width, y = max(width, x - GAP), y + LABEL + PANEL + GAP
     width = max(width, MIN_WIDTH)
-    return panels, width, y + LINE * len(_footer(vs, panels, width))
+    return panels, width, y + LINE * len(_footer(vs, panels, width, point))
 
 
 def token_at(v: LevelView, point) -> tuple[int, int]:
@@ -262,6 +266,11 @@ def point_from_click(vs: list, point, px: int, py: int):
     panels, _, _ = arrange(vs, point)
     for p in panels:
         r0, c0, hh, ww = p.window
+        if p.zoom:  # a click on the inset picks a token anywhere on the level
+            s, y0, x0, ih, iw = _inset_geometry(p.view, ww * p.scale)
+            ix, iy = px - p.x - x0, py - p.y - y0
+            if 0 <= ix < iw and 0 <= iy < ih:
+                return (min(ix / s, p.view.w - 0.5)) / p.view.w, (min(iy / s, p.view.h - 0.5)) / p.view.h
         tx, ty = (px - p.x) // p.scale, (py - p.y) // p.scale
         if 0 <= tx < ww and 0 <= ty < hh and px >= p.x and py >= p.y:
             return (c0 + tx + 0.5) / p.view.w, (r0 + ty + 0.5) / p.view.h
@@ -284,8 +293,12 @@ def _marks(v: LevelView, point) -> tuple:
         if v.glob.pooled:
             tint[v.glob.member >= 0] = GLOBAL_WIN
         gpicks[v.glob.pick[v.glob.pick >= 0]] = True
-    faded = ~v.reads(*token_at(v, point)) if point is not None else np.zeros(v.h * v.w, bool)
-    return tint, picks, gpicks, faded
+    if point is None:
+        return tint, picks, gpicks, np.zeros(v.h * v.w, bool)
+    read = v.reads(*token_at(v, point))
+    plain = read & ~picks & ~gpicks & (tint == 255).all(1)
+    tint[plain] = READ
+    return tint, picks, gpicks, ~read
 
 
 def _paint(p: Panel, point) -> np.ndarray:
@@ -318,7 +331,36 @@ def _paint(p: Panel, point) -> np.ndarray:
         y, x = q[0] - r0, q[1] - c0
         img[y * k:(y + 1) * k, x * k:(x + 1) * k] = POINT
     _box(img, 0, 0, hh * k, ww * k, (150, 150, 150))
+    if p.zoom:
+        _inset(img, v, p.window, owner)
     return img
+
+
+def _inset_geometry(v: LevelView, panel_width: int) -> tuple:
+    """(px per token, top, left, height, width) of a zoomed panel's inset, in panel pixels."""
+    s = INSET / max(v.h, v.w)
+    ih, iw = max(2, round(v.h * s)), max(2, round(v.w * s))
+    return s, 2, panel_width - iw - 2, ih, iw
+
+
+def _inset(img, v: LevelView, window, owner: int):
+    """The whole grid in the zoomed panel's top-right corner: its tiles (the query's in red) and
+    the window the panel shows (blue), so the tiling is seen whole."""
+    s, y0, x0, ih, iw = _inset_geometry(v, img.shape[1])
+    box = img[y0:y0 + ih, x0:x0 + iw]
+    box[:] = 255
+
+    def rect(r, c, rh, rw, colour):
+        y, x = round(r * s), round(c * s)
+        _box(box, y, x, max(2, round((r + rh) * s) - y), max(2, round((c + rw) * s) - x), colour)
+
+    for i, t in enumerate(v.tiles):
+        if i != owner:
+            rect(*t, TILE_LINE)
+    if owner >= 0:
+        rect(*v.tiles[owner], POINT)
+    rect(*window, WINDOW)
+    _box(box, 0, 0, ih, iw, (150, 150, 150))
 
 
 def _box(img, y, x, hh, ww, color):
@@ -344,31 +386,36 @@ def label(p: Panel) -> str:
     return f"{groups}\n{v.w}x{v.h} tokens" + (", zoom" if p.zoom else "")
 
 
-def legend(vs) -> list[tuple]:
-    """(colour, words) of each mark the drawn panels use, in a fixed order."""
+def legend(vs, point=(0.5, 0.5), zoomed=False) -> list[tuple]:
+    """((shape, colour), words) of each mark the drawn panels use, in a fixed order; shape is
+    "fill", "box" (an outline) or "dot", as the mark is drawn."""
     drawn = [v for v in vs if v.changed]
     tiled = any(v.tiled for v in drawn)
-    items = [(POINT, "query"), (POINT, "its tile")] if tiled else [(POINT, "query")]
+    items = [(("fill", POINT), "query")]
     if tiled:
-        items.append((TILE_LINE, "other tiles"))
+        items += [(("box", POINT), "its tile"), (("box", TILE_LINE), "other tiles")]
     if any(c is not None and (c.pick >= 0).any() for v in drawn for c in v.local):
-        items.append((PICK, "picked K/V token"))
+        items.append((("dot", PICK), "picked K/V token"))
     if any(c is not None and c.pooled for v in drawn for c in v.local):
-        items.append((SHADE_B, "pooled K/V cell"))
+        items.append((("fill", SHADE_B), "pooled K/V cell"))
     if any(v.glob is not None for v in drawn):
-        items.append((GLOBAL_PICK, "global sample"))
-    items.append((FADED, "not read by the query"))
+        items.append((("dot", GLOBAL_PICK), "global sample"))
+    if point is not None and any((_marks(v, point)[0] == READ).all(1).any() for v in drawn):
+        items.append((("fill", READ), "read in full"))
+    items.append((("fill", FADED), "not read (faded)"))
+    if zoomed:
+        items.append((("box", WINDOW), "zoomed part"))
     return items
 
 
-def _footer(vs, panels, width) -> list[list]:
+def _footer(vs, panels, width, point=(0.5, 0.5)) -> list[list]:
     """Text lines under the panels, each a list of (swatch colour or None, words): the unchanged
     levels, then the legend, each wrapped to the picture's width."""
     if not panels:
         return [[(None, "Nothing changes at this size: every layer keeps full attention.")]]
     rest = unchanged(vs)
     lines = _wrap([(None, "Full attention (unchanged): " + rest[0])] + [(None, r) for r in rest[1:]], width) if rest else []
-    return lines + _wrap(legend(vs), width)
+    return lines + _wrap(legend(vs, point, any(p.zoom for p in panels)), width)
 
 
 @lru_cache(maxsize=1)
@@ -399,6 +446,17 @@ def _wrap(items, width) -> list[list]:
 
 
 SWATCH = 10  # legend swatch side, px
+
+
+def _swatch(d, x, y, shape, colour):
+    grey = (150, 150, 150)
+    if shape == "box":
+        d.rectangle((x, y, x + SWATCH - 1, y + SWATCH - 1), outline=colour, width=2)
+    elif shape == "dot":
+        d.rectangle((x, y, x + SWATCH - 1, y + SWATCH - 1), fill=(255, 255, 255), outline=grey)
+        d.rectangle((x + 3, y + 3, x + SWATCH - 4, y + SWATCH - 4), fill=colour)
+    else:
+        d.rectangle((x, y, x + SWATCH - 1, y + SWATCH - 1), fill=colour, outline=grey)
 FADED = tuple(int(c * (1 - FADE) + 255 * FADE) for c in SHADE_A)
 
 
@@ -416,13 +474,13 @@ def render(vs: list, point=(0.5, 0.5)):
     for p in panels:
         for i, text in enumerate(label(p).split("\n")):
             d.text((p.x, p.y - LABEL + 1 + 12 * i), text, fill=(0, 0, 0), font=_font())
-    footer = _footer(vs, panels, width)
+    footer = _footer(vs, panels, width, point)
     y = height - LINE * len(footer)
     for line in footer:
         x = 0
-        for colour, words in line:
-            if colour is not None:
-                d.rectangle((x, y + 2, x + SWATCH - 1, y + 2 + SWATCH - 1), fill=colour, outline=(150, 150, 150))
+        for mark, words in line:
+            if mark is not None:
+                _swatch(d, x, y + 2, *mark)
                 x += SWATCH + 4
             d.text((x, y + 1), words, fill=(0, 0, 0), font=_font())
             x += _text_width(words) + 12

@@ -90,7 +90,9 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
                         for p in _section("tiling"):
                             if p.kind in kinds:
                                 c[p.key] = make_control(gr, p, elem_id, visible=shown[p.key])
-        point = gr.State(CENTRE)
+        # The query's position, "fx,fy".  A hidden textbox rather than gr.State: gradio 4's client
+        # leaves State out of an endpoint's inputs and warns "Too many arguments" on every event.
+        point = gr.Textbox(value=point_text(CENTRE), visible=False, elem_id=elem_id("point"))
 
     controls = [c[p.key] for p in PARAMS]
     tiling = [c[p.key] for p in _section("tiling")]
@@ -121,15 +123,16 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
         inputs = controls + list(size_inputs)
 
         def on_change(where, *values):
-            return preview_outputs(values[:len(PARAMS)], layout_fn(), *values[len(PARAMS):], point=where)
+            return preview_outputs(values[:len(PARAMS)], layout_fn(), *values[len(PARAMS):],
+                                   point=parse_point(where))
 
         for trigger in inputs:
             trigger.change(on_change, inputs=[point] + inputs, outputs=[picture, caption], show_progress="hidden")
 
         def on_click(evt, where, *values):
             layout, size = layout_fn(), values[len(PARAMS):]
-            new = click_point(values[:len(PARAMS)], layout, *size, point=where, index=evt.index)
-            return (*preview_outputs(values[:len(PARAMS)], layout, *size, point=new), new)
+            new = click_point(values[:len(PARAMS)], layout, *size, point=parse_point(where), index=evt.index)
+            return (*preview_outputs(values[:len(PARAMS)], layout, *size, point=new), point_text(new))
 
         # gradio passes the click's SelectData to the argument annotated with it; `gr` is the
         # caller's module (3.41 or 4.x), so the annotation is set here rather than in the signature.
@@ -137,6 +140,19 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
 
         picture.select(on_click, inputs=[point] + inputs, outputs=[picture, caption, point], show_progress="hidden")
     return controls, picture
+
+
+def point_text(point) -> str:
+    return f"{point[0]:.6f},{point[1]:.6f}"
+
+
+def parse_point(text):
+    """The query position from its hidden textbox; the centre for anything else."""
+    try:
+        fx, fy = (float(v) for v in str(text).split(","))
+    except ValueError:
+        return CENTRE
+    return (fx, fy) if 0 <= fx <= 1 and 0 <= fy <= 1 else CENTRE
 
 
 def _quiet_image_options(gr) -> dict:
@@ -229,8 +245,8 @@ def caption_html(settings, layout, width, height, vs, point) -> str:
     lines = ["<b>" + headline(settings, layout, width, height, vs, verdict) + "</b>"]
     if any(v.changed for v in vs):
         lines.append(f"The picture shows the layers that change, at the strongest step (Peak time "
-                     f"{settings['peak_time']:g}): the red query reads only the tokens left bright. "
-                     "Click it to move the query.")
+                     f"{settings['peak_time']:g}). The red query reads the marked tokens that are not "
+                     "faded; yellow means it reads every token there. Click the picture to move the query.")
     if settings["preset"] != CUSTOM and not matches_preset(settings):
         label = BY_KEY["preset"].shown(settings["preset"])
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")

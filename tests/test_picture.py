@@ -141,3 +141,18 @@ def test_a_click_selects_the_token_under_it():
             point = point_from_click(vs, (0.5, 0.5), px, py)
             assert token_at(p.view, point) == (p.window[0] + ty, p.window[1] + tx)
     assert point_from_click(vs, (0.5, 0.5), width + 5, 0) is None
+
+
+def test_a_click_on_a_zoomed_panels_inset_picks_that_place_of_the_whole_grid():
+    """SD1.5 at 1024 px: the first level (128 x 128 tokens) is drawn as a zoom with the whole grid
+    in an inset; a click on the inset's centre moves the query to the grid's centre."""
+    from lib_slothful.families import SD1
+    from lib_slothful.picture import INSET, _inset_geometry
+
+    vs = views({"method": "nearsighted_attention"}, SD1.layout, 1024, 1024)
+    panels, _, _ = arrange(vs, (0.1, 0.1))
+    p = next(p for p in panels if p.zoom and p.view.h == 128)
+    s, y0, x0, ih, iw = _inset_geometry(p.view, p.window[3] * p.scale)
+    assert (ih, iw) == (INSET, INSET)
+    fx, fy = point_from_click(vs, (0.1, 0.1), p.x + x0 + iw // 2, p.y + y0 + ih // 2)
+    assert abs(fx - 0.5) < 0.03 and abs(fy - 0.5) < 0.03
