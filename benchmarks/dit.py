@@ -1,9 +1,9 @@
 """DiT benchmark: Flux.1-dev at real widths (hidden 3072, 24 heads x 128, 512 text tokens).
 
     python -m benchmarks.dit --ceilings             # FLOP ceilings of every preset, whole denoiser
-    python -m benchmarks.dit --blocks [--sizes 1024 2048] [--rounds 1]
-                                                    # one double and one single block, timed (CPU)
-    python -m benchmarks.dit --model --device cuda  # the whole Flux denoiser (GPU; bf16)
+    python -m benchmarks.dit --blocks [--sizes 1024 2048] [--rounds 1] [--only LABEL ...] [--device cuda]
+                                                    # one double and one single block, timed
+(A whole-denoiser timing is not written yet: it needs a GPU, 24 GB of bf16 weights at Flux's widths.)
 
 Ceilings: unpatched / patched multiply-adds of the whole denoiser over a 20-call run at evenly
 spaced times (gate.RUN_TIMES), from lib_slothful/flops.py; at each size the unpatched count is first

@@ -279,3 +279,16 @@ def test_qwen_image_video_latent_runs_untouched(monkeypatch):
     dh._enter(model, (x, torch.tensor([0.5])), {"context": torch.randn(1, 4, 64)})
     assert dh.call is None and "video frames" in dh.state.notes[0]
     dh.remove()
+
+
+def test_flux_grid_follows_the_models_patch_size(host, monkeypatch):
+    """Neo builds Flux.2 with this class and patch 1: the grid is read with the model's patch size."""
+    mod, model = host
+    dh = DiTHost(Run({"enabled": True, "method": "slothful", **FAST}))
+    assert dh.install(dit_hosts.processing(model), False)
+    x, ctx = inputs()
+    monkeypatch.setattr(model, "patch_size", 1, raising=False)
+    dh._enter(model, (x, torch.tensor([0.5])), {"context": ctx})
+    assert (dh.call.h, dh.call.w) == (H_LAT, W_LAT)
+    dh._leave(model, (), None)
+    dh.remove()

@@ -300,7 +300,9 @@ class DiTHost:
                 sigma = args[1] if sigma is None and len(args) > 1 else sigma
                 sigma = float(sigma.reshape(-1)[0]) if isinstance(sigma, torch.Tensor) else float(sigma)
                 time = clip(1.0 - sigma, 0.0, 1.0)
-            h, w = self.arch.grid(int(x.shape[2]), int(x.shape[3]))
+            # the model's own patch size where it has one (Neo's Flux.2 builds this class with patch 1)
+            patch = int(getattr(module, "patch_size", self.arch.patch))
+            h, w = -(-int(x.shape[2]) // patch), -(-int(x.shape[3]) // patch)
             self.call = Call(int(context.shape[1]), h, w, time)
             setattr(self.module, self.seam.kernel, self.kernel)
         except Exception as e:  # never fail a generation
