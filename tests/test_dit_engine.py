@@ -176,3 +176,20 @@ def test_dit_text_keys_are_never_reduced():
     out = attend(q, k, v, plan, Span(pre, h, w, L))
     text_mean = torch.cat((v[:, :, :pre], v[:, :, pre + h * w:]), 2).mean(2)
     assert torch.allclose(out[0, 0], text_mean[0, 0].expand(L, -1), atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("method", ["slothful", "nearsighted_tile", "nearsighted_attention"])
+def test_dit_half_precision_close_to_fp64(dtype, method):
+    """The bias row and the gathers in fp16 / bf16 (as the hosts run Flux on a GPU)."""
+    s = validate({"method": method, "in_k_blend": 0.5, "tile_size": 16, "base_tile_size": 16,
+                  "peak_tile_size": 16, "time_decay": 0.0})
+    pre, h, w, post = LAYOUTS[1]
+    L = pre + h * w + post
+    q, k, v = qkv(2, 2, L, 16, seed=7)
+    plan = plan_dit(s, "input", h, w, 0.5)
+    sp = Span(pre, h, w, L)
+    want = attend(q, k, v, plan, sp)
+    got = attend(q.to(dtype), k.to(dtype), v.to(dtype), plan, sp).double()
+    assert torch.isfinite(got).all()
+    assert (got - want).abs().max() < (0.05 if dtype == torch.bfloat16 else 0.01)

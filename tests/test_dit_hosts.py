@@ -292,3 +292,25 @@ def test_flux_grid_follows_the_models_patch_size(host, monkeypatch):
     assert (dh.call.h, dh.call.w) == (H_LAT, W_LAT)
     dh._leave(model, (), None)
     dh.remove()
+
+
+def test_flux_hires_pass_is_hooked_again_and_restored(host):
+    """The first pass and the hires. fix pass each install; the DiT runs patched in both and nothing
+    is left behind after the generation."""
+    mod, model = host
+    kernel = getattr(mod, mod.KERNEL)
+    base = call(model)
+    c = Controller(host_for)
+    p = dit_hosts.processing(model)
+    c.process(p, [{"method": "slothful", **FAST}])
+    c.before_sampling(p)
+    first = call(model)
+    p.is_hr_pass, p.hr_upscale_to_x, p.hr_upscale_to_y = True, 640, 640
+    c.before_sampling(p)
+    second = call(model)
+    dh = c.run.host
+    c.postprocess_batch(p)
+    c.postprocess(p)
+    assert dh.installed == 2 and dh.state.changed == 2 * (TINY.depth + TINY.depth_single)
+    assert torch.equal(first, second) and (first - base).abs().max() > 1e-6
+    assert getattr(mod, mod.KERNEL) is kernel and not model._forward_pre_hooks
