@@ -267,7 +267,7 @@ def point_from_click(vs: list, point, px: int, py: int):
     for p in panels:
         r0, c0, hh, ww = p.window
         if p.zoom:  # a click on the inset picks a token anywhere on the level
-            s, y0, x0, ih, iw = _inset_geometry(p.view, ww * p.scale)
+            s, y0, x0, ih, iw = _inset_geometry(p, point)
             ix, iy = px - p.x - x0, py - p.y - y0
             if 0 <= ix < iw and 0 <= iy < ih:
                 return (min(ix / s, p.view.w - 0.5)) / p.view.w, (min(iy / s, p.view.h - 0.5)) / p.view.h
@@ -332,21 +332,27 @@ def _paint(p: Panel, point) -> np.ndarray:
         img[y * k:(y + 1) * k, x * k:(x + 1) * k] = POINT
     _box(img, 0, 0, hh * k, ww * k, (150, 150, 150))
     if p.zoom:
-        _inset(img, v, p.window, owner)
+        _inset(img, p, point, owner)
     return img
 
 
-def _inset_geometry(v: LevelView, panel_width: int) -> tuple:
-    """(px per token, top, left, height, width) of a zoomed panel's inset, in panel pixels."""
+def _inset_geometry(p: Panel, point) -> tuple:
+    """(px per token, top, left, height, width) of a zoomed panel's inset, in panel pixels: in the
+    corner diagonally opposite the query, so it never covers the query's neighbourhood."""
+    v, (r0, c0, hh, ww) = p.view, p.window
     s = INSET / max(v.h, v.w)
     ih, iw = max(2, round(v.h * s)), max(2, round(v.w * s))
-    return s, 2, panel_width - iw - 2, ih, iw
+    qy, qx = token_at(v, point or (0.5, 0.5))
+    top = qy - r0 >= hh / 2  # the query in the lower half: the inset goes up
+    left = qx - c0 >= ww / 2
+    return s, 2 if top else hh * p.scale - ih - 2, 2 if left else ww * p.scale - iw - 2, ih, iw
 
 
-def _inset(img, v: LevelView, window, owner: int):
+def _inset(img, p: Panel, point, owner: int):
     """The whole grid in the zoomed panel's top-right corner: its tiles (the query's in red) and
     the window the panel shows (blue), so the tiling is seen whole."""
-    s, y0, x0, ih, iw = _inset_geometry(v, img.shape[1])
+    v, window = p.view, p.window
+    s, y0, x0, ih, iw = _inset_geometry(p, point)
     box = img[y0:y0 + ih, x0:x0 + iw]
     box[:] = 255
 
@@ -420,9 +426,11 @@ def _footer(vs, panels, width, point=(0.5, 0.5)) -> list[list]:
 
 @lru_cache(maxsize=1)
 def _font():
+    """Pillow's bitmap font on every host: from Pillow 10.1 `load_default()` is a small FreeType font
+    whose spaces all but vanish, so the same picture would read differently across WebUIs."""
     from PIL import ImageFont
 
-    return ImageFont.load_default()
+    return getattr(ImageFont, "load_default_imagefont", ImageFont.load_default)()
 
 
 def _text_width(words) -> int:

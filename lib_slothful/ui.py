@@ -70,8 +70,7 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
         with gr.Row():
             for key in ("first_pass", "hires_pass", "size_gate"):
                 c[key] = make_control(gr, BY_KEY[key], elem_id)
-        picture = gr.Image(value=None, type="pil", interactive=False, elem_id=elem_id("picture"),
-                           **_quiet_image_options(gr))
+        picture = _quiet_image(gr, value=None, type="pil", interactive=False, elem_id=elem_id("picture"))
         caption = gr.HTML(value="", elem_id=elem_id("preview"))
         with gr.Accordion("Advanced", open=False, elem_id=elem_id("advanced")) as advanced:
             c["profile"] = make_control(gr, BY_KEY["profile"], elem_id)
@@ -155,15 +154,11 @@ def parse_point(text):
     return (fx, fy) if 0 <= fx <= 1 and 0 <= fy <= 1 else CENTRE
 
 
-def _quiet_image_options(gr) -> dict:
-    """A picture without label, download, share or fullscreen buttons (they covered its corner);
-    only the options this gradio version has (3.41 and 4.x differ)."""
-    import inspect
-
-    known = inspect.signature(gr.Image.__init__).parameters
-    wanted = {"show_label": False, "show_download_button": False, "show_share_button": False,
-              "show_fullscreen_button": False}
-    return {k: v for k, v in wanted.items() if k in known}
+def _quiet_image(gr, **kw):
+    """A gr.Image without label, download or share buttons (they covered the picture's first title
+    and corner).  gradio 3.41 and 4.x both take these three options; they are passed by name, not
+    chosen from the signature, since reForge wraps gr.Image.__init__ in a (*args, **kwargs) function."""
+    return gr.Image(show_label=False, show_download_button=False, show_share_button=False, **kw)
 
 
 def preset_updates(gr, label) -> list:

@@ -135,9 +135,15 @@ def test_a_click_selects_the_token_under_it():
     panels, width, height = arrange(vs, (0.5, 0.5))
     img = render(vs, (0.5, 0.5))
     assert img.size == (width, height)
+    from lib_slothful.picture import _inset_geometry
+
     for p in panels:
         for ty, tx in ((0, 0), (p.window[2] - 1, p.window[3] - 1), (p.window[2] // 2, 3)):
             px, py = p.x + tx * p.scale + p.scale // 2, p.y + ty * p.scale + p.scale // 2
+            if p.zoom:  # a click on the overview inset is another test's
+                _, y0, x0, ih, iw = _inset_geometry(p, (0.5, 0.5))
+                if 0 <= px - p.x - x0 < iw and 0 <= py - p.y - y0 < ih:
+                    continue
             point = point_from_click(vs, (0.5, 0.5), px, py)
             assert token_at(p.view, point) == (p.window[0] + ty, p.window[1] + tx)
     assert point_from_click(vs, (0.5, 0.5), width + 5, 0) is None
@@ -152,7 +158,7 @@ def test_a_click_on_a_zoomed_panels_inset_picks_that_place_of_the_whole_grid():
     vs = views({"method": "nearsighted_attention"}, SD1.layout, 1024, 1024)
     panels, _, _ = arrange(vs, (0.1, 0.1))
     p = next(p for p in panels if p.zoom and p.view.h == 128)
-    s, y0, x0, ih, iw = _inset_geometry(p.view, p.window[3] * p.scale)
+    s, y0, x0, ih, iw = _inset_geometry(p, (0.1, 0.1))
     assert (ih, iw) == (INSET, INSET)
     fx, fy = point_from_click(vs, (0.1, 0.1), p.x + x0 + iw // 2, p.y + y0 + ih // 2)
     assert abs(fx - 0.5) < 0.03 and abs(fy - 0.5) < 0.03
