@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import statistics
 import time
 
 import torch
 
 from benchmarks import flux as fx
+from benchmarks.run import cpu_name
 from lib_slothful import flops, gate
 from lib_slothful.families import FLUX
 from lib_slothful.joint import Span, attend
-from lib_slothful.params import PARAMS, preset_values, validate
+from lib_slothful.params import preset_values, validate
 from lib_slothful.plan import plan_dit
 from lib_slothful.presets import CUSTOM, PRESETS
 
@@ -162,16 +162,6 @@ def blocks_table(rows, device, dtype, rounds):
     for kind, px, label, t, sp, ceil in rows:
         lines.append(f"| {kind} | {px} | {label} | {t:.2f} | {sp:.2f}x | {ceil:.2f}x | {sp / ceil:.0%} |")
     return "\n".join(lines)
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main():

@@ -219,9 +219,16 @@ def dit_core_macs(plan, n: int, t: int, c: int) -> float:
     if plan.tiles is None:
         return 2.0 * length * (t + plan.local.tokens) * c
     tp = plan.tiles
-    local = plan.local.tokens if plan.local else tp.tokens
-    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
-    return 2.0 * c * (tp.count * tp.tokens * (local + glob + t) + t * length)
+    return 2.0 * c * (tp.count * tp.tokens * (_image_kv(plan, n) + t) + t * length)
+
+
+def _image_kv(plan, n: int) -> int:
+    """Image K/V rows each query of a changed plan reads: reduced, or its tile's (reduced or not)
+    plus the global sample."""
+    if plan.tiles is None:
+        return plan.local.tokens
+    local = plan.local.tokens if plan.local else plan.tiles.tokens
+    return local + (plan.glob.tokens if plan.glob else (n if plan.glob_all else 0))
 
 
 def dit_layer_macs(n: int, t: int, c: int, plan) -> tuple[float, float, int, int, int]:
@@ -232,12 +239,9 @@ def dit_layer_macs(n: int, t: int, c: int, plan) -> tuple[float, float, int, int
     if plan is None or not plan.changes_anything:
         return base, base, n, n + t, 1
     macs = 4.0 * (n + t) * c * c + dit_core_macs(plan, n, t, c)
-    if plan.tiles is None:
-        return base, macs, n, t + plan.local.tokens, 1
-    tp = plan.tiles
-    local = plan.local.tokens if plan.local else tp.tokens
-    glob = plan.glob.tokens if plan.glob else (n if plan.glob_all else 0)
-    return base, macs, tp.count * tp.tokens, local + glob + t, tp.count
+    tiles = plan.tiles.count if plan.tiles else 1
+    rows = plan.tiles.count * plan.tiles.tokens if plan.tiles else n
+    return base, macs, rows, _image_kv(plan, n) + t, tiles
 
 
 def dit_ceiling(settings, family: DiTFamily, H: int, W: int, times, text_tokens: int | None = None) -> float:
