@@ -1,6 +1,8 @@
 """The DiT adapter (lib_slothful/hosts/dit.py) on stand-ins of Forge Neo's / Forge's and reForge's
 Flux attention path (tests/dit_hosts.py): the generation's life through the controller, what each
 attention call is given, restore on error, Kontext, the neighbour policy, unsupported models."""
+import os
+
 import pytest
 import torch
 
@@ -314,3 +316,29 @@ def test_flux_hires_pass_is_hooked_again_and_restored(host):
     assert dh.installed == 2 and dh.state.changed == 2 * (TINY.depth + TINY.depth_single)
     assert torch.equal(first, second) and (first - base).abs().max() > 1e-6
     assert getattr(mod, mod.KERNEL) is kernel and not model._forward_pre_hooks
+
+
+@pytest.mark.skipif(not os.environ.get("SLOTHFUL_REFORGE_SRC"), reason="SLOTHFUL_REFORGE_SRC (a reForge source tree "
+                    "with ldm_patched/ and modules_forge/) not set")
+def test_flux_reforge_real_classes():
+    """A tiny Flux and a tiny Chroma from reForge 3b56b268's own classes and kernel (not stand-ins),
+    in a subprocess:
+    each method changes the output, deterministically, only through the adapter, and leaves nothing
+    behind.  Set SLOTHFUL_REFORGE_SRC to a reForge checkout (its .py files suffice)."""
+    import json
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "tests", "reforge_flux_run.py"),
+                          os.environ["SLOTHFUL_REFORGE_SRC"], root], capture_output=True, text=True, timeout=600,
+                         cwd=os.environ["SLOTHFUL_REFORGE_SRC"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["kernel"].startswith("ldm_patched.ldm.modules.attention.")
+    for key in (f"{m} {meth}" for m in ("Flux", "Chroma")
+                for meth in ("slothful", "nearsighted_tile", "nearsighted_attention")):
+        r, method = result[key], key.split()[1]
+        assert r["host"] == "DiTHost" and r["changed_calls"] == 4 and r["changed"] > 1e-6
+        assert r["deterministic"] and r["restored"] and r["off_equals_absent"]
+        assert f"method={method}" in r["infotext"]
