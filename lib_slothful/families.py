@@ -42,6 +42,7 @@ class ModelLayout:
     patch: int = 0
     text_tokens: int = 0
     family: str = ""
+    assumed: bool = False  # a guess made before the host loaded the model (`assumed_layout`)
 
     @property
     def first_level(self) -> int:
@@ -193,4 +194,4 @@ def assumed_layout(is_sdxl: bool = False, is_sd2: bool = False) -> ModelLayout:
     """The layout to show before a host has loaded the model (Forge loads it at the first
     generation): a family guessed from the checkpoint's flags, named so that it says it is a guess."""
     f = SDXL if is_sdxl else SD2 if is_sd2 else SD1
-    return replace(f.layout, name=f"{f.name} assumed (the model is not loaded yet)")
+    return replace(f.layout, name=f"{f.name} assumed (the model is not loaded yet)", assumed=True)

@@ -338,14 +338,26 @@ def _paint(p: Panel, point) -> np.ndarray:
 
 def _inset_geometry(p: Panel, point) -> tuple:
     """(px per token, top, left, height, width) of a zoomed panel's inset, in panel pixels: in the
-    corner diagonally opposite the query, so it never covers the query's neighbourhood."""
+    corner where it hides the fewest tokens the query reads (never the query itself)."""
     v, (r0, c0, hh, ww) = p.view, p.window
     s = INSET / max(v.h, v.w)
     ih, iw = max(2, round(v.h * s)), max(2, round(v.w * s))
     qy, qx = token_at(v, point or (0.5, 0.5))
-    top = qy - r0 >= hh / 2  # the query in the lower half: the inset goes up
-    left = qx - c0 >= ww / 2
-    return s, 2 if top else hh * p.scale - ih - 2, 2 if left else ww * p.scale - iw - 2, ih, iw
+    reads = v.reads(qy, qx).reshape(v.h, v.w)[r0:r0 + hh, c0:c0 + ww]
+    reads[qy - r0, qx - c0] = True
+    th, tw = -(-(ih + 2) // p.scale), -(-(iw + 2) // p.scale)  # tokens the inset covers
+    corners = [(y, x) for y in (2, hh * p.scale - ih - 2) for x in (ww * p.scale - iw - 2, 2)]
+
+    def hidden(corner):
+        y, x = corner
+        ty, tx = (0, 0) if y == 2 else (hh - th, 0)
+        tx = 0 if x == 2 else ww - tw
+        covered = reads[ty:ty + th, tx:tx + tw]
+        return (bool(covered[qy - r0 - ty, qx - c0 - tx]) if 0 <= qy - r0 - ty < th and 0 <= qx - c0 - tx < tw
+                else False), int(covered.sum())
+
+    y, x = min(corners, key=hidden)  # the query never, then the fewest read tokens; ties: top right
+    return s, y, x, ih, iw
 
 
 def _inset(img, p: Panel, point, owner: int):

@@ -17,7 +17,7 @@ from . import gate
 from .families import DEFAULT_SIDE
 from .infotext import paste_value
 from .params import AUTO_MIN_SPEEDUP, BY_KEY, DEFAULTS, PARAMS, Param, check_value, from_args, matches_preset, with_preset
-from .picture import point_from_click, render, token_at, views
+from .picture import legend, point_from_click, render, token_at, views
 from .presets import CUSTOM
 from .preview import as_html, preview
 
@@ -89,9 +89,7 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
                         for p in _section("tiling"):
                             if p.kind in kinds:
                                 c[p.key] = make_control(gr, p, elem_id, visible=shown[p.key])
-        # The query's position, "fx,fy".  A hidden textbox rather than gr.State: gradio 4's client
-        # leaves State out of an endpoint's inputs and warns "Too many arguments" on every event.
-        point = gr.Textbox(value=point_text(CENTRE), visible=False, elem_id=elem_id("point"))
+        point = gr.State(CENTRE)  # the query's position (fx, fy)
 
     controls = [c[p.key] for p in PARAMS]
     tiling = [c[p.key] for p in _section("tiling")]
@@ -122,16 +120,15 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
         inputs = controls + list(size_inputs)
 
         def on_change(where, *values):
-            return preview_outputs(values[:len(PARAMS)], layout_fn(), *values[len(PARAMS):],
-                                   point=parse_point(where))
+            return preview_outputs(values[:len(PARAMS)], layout_fn(), *values[len(PARAMS):], point=where)
 
         for trigger in inputs:
             trigger.change(on_change, inputs=[point] + inputs, outputs=[picture, caption], show_progress="hidden")
 
         def on_click(evt, where, *values):
             layout, size = layout_fn(), values[len(PARAMS):]
-            new = click_point(values[:len(PARAMS)], layout, *size, point=parse_point(where), index=evt.index)
-            return (*preview_outputs(values[:len(PARAMS)], layout, *size, point=new), point_text(new))
+            new = click_point(values[:len(PARAMS)], layout, *size, point=where, index=evt.index)
+            return (*preview_outputs(values[:len(PARAMS)], layout, *size, point=new), new)
 
         # gradio passes the click's SelectData to the argument annotated with it; `gr` is the
         # caller's module (3.41 or 4.x), so the annotation is set here rather than in the signature.
@@ -139,19 +136,6 @@ def build_ui(gr, input_accordion, elem_id, layout_fn=None, size_inputs=()):
 
         picture.select(on_click, inputs=[point] + inputs, outputs=[picture, caption, point], show_progress="hidden")
     return controls, picture
-
-
-def point_text(point) -> str:
-    return f"{point[0]:.6f},{point[1]:.6f}"
-
-
-def parse_point(text):
-    """The query position from its hidden textbox; the centre for anything else."""
-    try:
-        fx, fy = (float(v) for v in str(text).split(","))
-    except ValueError:
-        return CENTRE
-    return (fx, fy) if 0 <= fx <= 1 and 0 <= fy <= 1 else CENTRE
 
 
 def _quiet_image(gr, **kw):
@@ -232,16 +216,20 @@ def headline(settings, layout, width, height, vs, verdict) -> str:
     gate_label = BY_KEY["size_gate"].shown(settings["size_gate"])
     runs = (f"runs at this size (Apply from: {gate_label})" if verdict.applies else
             f"<u>kept off at this size</u> by Apply from ({gate_label})")
-    return f"{at}, {layers} of {layout.layers} self-attention layers change, {speed}; {runs}."
+    guess = (f" (The model is not loaded yet: these figures assume {layout.name.split()[0]}; they follow "
+             "the model after its first generation.)" if layout.assumed else "")
+    return f"{at}, {layers} of {layout.layers} self-attention layers change, {speed}; {runs}.{guess}"
 
 
 def caption_html(settings, layout, width, height, vs, point) -> str:
     verdict = gate.check(settings, layout, width, height)
     lines = ["<b>" + headline(settings, layout, width, height, vs, verdict) + "</b>"]
     if any(v.changed for v in vs):
+        yellow = any(words == "read in full" for _, words in legend(vs, point))
         lines.append(f"The picture shows the layers that change, at the strongest step (Peak time "
-                     f"{settings['peak_time']:g}). The red query reads the marked tokens that are not "
-                     "faded; yellow means it reads every token there. Click the picture to move the query.")
+                     f"{settings['peak_time']:g}). The red query reads the marked tokens that are not faded"
+                     + ("; yellow means it reads every token there" if yellow else "")
+                     + ". Click the picture to move the query.")
     if settings["preset"] != CUSTOM and not matches_preset(settings):
         label = BY_KEY["preset"].shown(settings["preset"])
         lines.append(f"Preset {_html.escape(label)}, changed since it was chosen: the image records the values.")

@@ -151,3 +151,14 @@ def test_infotext_fields_paste_each_control():
     pasted = {p.key: read(params) for (_, read), p in zip(fields, PARAMS)}
     assert pasted["enabled"] is True and pasted["method"] == "Near-sighted Tile" and pasted["tile_size"] == 48
     assert all(read({"Steps": "20"}) is None for _, read in fields)
+
+
+def test_first_line_says_when_the_model_is_assumed():
+    """Forge loads the model at the first generation: until then the first line says its figures
+    are for a guessed family, not only the Details fold."""
+    from lib_slothful.families import assumed_layout
+
+    values = to_args(validate({"enabled": True, "method": "nearsighted_attention"}))
+    line = first_line(preview_outputs(values, assumed_layout(is_sdxl=True), 1024, 1024)[1])
+    assert "not loaded yet" in line and "assume SDXL" in line
+    assert "not loaded yet" not in first_line(preview_outputs(values, SD1, 1024, 1024)[1])
