@@ -107,6 +107,7 @@ install_extension() {
     git -C "$dest" -c advice.detachedHead=false checkout -q "$SLOTHFUL_REF" 2>/dev/null \
       || git -C "$dest" -c advice.detachedHead=false checkout -q FETCH_HEAD
   fi
+  git -C "$dest" checkout -q -B bench   # a branch, not a detached HEAD (the WebUIs' extension list reads it)
   log "extension: ${dest#$H/} at $(git -C "$dest" log -1 --format='%h %s' | cut -c1-70)"
 }
 
@@ -114,6 +115,7 @@ install_extension() {
 neighbour() {
   [ "${NEIGHBOURS:-1}" = 1 ] || return 0
   checkout "$1/${2#*/}" "$2" "$3"
+  git -C "$1/${2#*/}" checkout -q -B bench   # a branch, not a detached HEAD (the WebUIs' extension list reads it)
 }
 
 # the file recording which WebUI a target folder holds (start.sh reads it)

@@ -13,12 +13,17 @@ layers, heads, conditioning shapes) and the extension hooks.  Run with the WebUI
       text config and tokenizer files, the tokenizer rebuilt from open_clip's BPE vocabulary) and
       T/hf-tiny-clip (the same tokenizer with a shrunk text config: hidden 64, 2 heads).
 
+    make_models.py ldm --webui W --target T rw-sd15 rw-sdxl          (reForge, which detects models from weights)
+      rw-sd15 / rw-sdxl: the WebUI's own SD1.5 / SDXL base configs with 320 channels at every level (see below),
+        full-size text encoders and VAE; no yaml (reForge reads the layout off the weights).
+
   backend hosts (Forge 2024-08+ and Forge Neo; classes from backend/ and huggingface_guess):
     make_models.py backend --webui W --target T rw-sd15 rw-sdxl [sd15]
       rw-sd15 / rw-sdxl: "real-width" at the detection-relevant parts (320 channels at the first level, context
         768 / 2048, SDXL adm 2816, input depth [0,0,2,2,10,10]) but 320 channels at every level, so that 256 px
         runs in seconds on a CPU; full-size CLIP-L / CLIP-G / VAE (the hosts build those from their bundled
         configs).  fp16 (SD1.5) / fp8 (SDXL).
+      rw-sd15-refiner: rw-sd15's layout with other weights (seed + 1), a second model for refiner tests.
       sd15: real SD1.5 widths (channel_mult [1,2,4,4]), fp16: the preview's speed estimate and Auto see the real
         layer widths.
 Every file is checked after writing (ldm: two prompts through the UNet; backend: the host's detection finds the
@@ -172,8 +177,14 @@ def ldm_make(name, a):
     from safetensors.torch import save_file
 
     out_dir = os.path.join(a.webui, "models", "Stable-diffusion")
+    sdxl_yaml = os.path.join(a.webui, "repositories", "generative-models", "configs", "inference", "sd_xl_base.yaml")
+    narrow = None  # channel_mult that keeps 320 channels at every level (rw-*: what model detection reads is real)
     if name == "sd15":
         cfg_path, out_name, dtype = os.path.join(a.webui, "configs", "v1-inference.yaml"), "bench-sd15", torch.float16
+    elif name == "rw-sd15":
+        cfg_path, out_name, dtype, narrow = os.path.join(a.webui, "configs", "v1-inference.yaml"), name, torch.float16, [1, 1, 1, 1]
+    elif name == "rw-sdxl":
+        cfg_path, out_name, dtype, narrow = sdxl_yaml, name, torch.float8_e4m3fn, [1, 1, 1]
     else:
         cfg_path, out_name, dtype = os.path.join(BENCH, "models", name + ".yaml"), "bench-" + name, torch.float8_e4m3fn
     text = open(cfg_path, encoding="utf-8").read().replace("__BENCH_TINY_CLIP__", os.path.join(a.target, "hf-tiny-clip"))
@@ -182,6 +193,9 @@ def ldm_make(name, a):
         print(f"[make_models] ok: {out} is there")
         return
     cfg = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
+    if narrow:
+        mp = cfg["model"]["params"]
+        (mp.get("unet_config") or mp["network_config"])["params"]["channel_mult"] = narrow
     t0 = time.time()
     torch.manual_seed(a.seed)
     model = instantiate(cfg["model"]).eval()
@@ -202,20 +216,21 @@ def ldm_make(name, a):
     os.makedirs(out_dir, exist_ok=True)
     save_file(sd, out + ".part", metadata={"format": "pt"})
     os.replace(out + ".part", out)
-    if name != "sd15":
+    if out_name.startswith("bench-tiny"):
         with open(os.path.join(out_dir, out_name + ".yaml"), "w", encoding="utf-8") as f:
             f.write(text)
     print(f"[make_models] {out_name}: {n / 1e6:.0f} M values, {dtype}, {os.path.getsize(out) / 2**20:.0f} MiB, "
           f"{time.time() - t0:.0f} s, webui hash {sha256(out)[:10]}")
 
 
-def vae_approx(a):
-    """Random weights for the WebUI's "Approx NN" live preview of SDXL (else it tries a download)."""
+def vae_approx(a, name="vaeapprox-sdxl"):
+    """Random weights for the WebUI's "Approx NN" live preview (models/VAE-approx/vaeapprox-sdxl.pt for SDXL,
+    model.pt for SD1 with `vaeapprox-sd1`; without them the WebUI tries a download)."""
     import collections
     import io
     import zipfile
     import torch
-    out = os.path.join(a.webui, "models", "VAE-approx", "vaeapprox-sdxl.pt")
+    out = os.path.join(a.webui, "models", "VAE-approx", "model.pt" if name == "vaeapprox-sd1" else "vaeapprox-sdxl.pt")
     if os.path.exists(out) and not a.force:
         return
     torch.manual_seed(a.seed)
@@ -248,7 +263,7 @@ def backend_make(name, a):
     guess_dirs = [d for d in (os.path.join(webui, "repositories", "huggingface_guess"),
                               os.path.join(webui, "modules_forge", "packages")) if os.path.isdir(d)]
     sys.path[:0] = [webui] + guess_dirs + [os.path.join(webui, "packages_3rdparty")]
-    argv, sys.argv = sys.argv, [sys.argv[0]] + (["--always-cpu"] if a.flavour == "forge" else [])  # parsed at import
+    argv, sys.argv = sys.argv, [sys.argv[0], "--always-cpu" if a.flavour == "forge" else "--cpu"]  # parsed at import
     cwd = os.getcwd()
     os.chdir(webui)
     import torch
@@ -261,11 +276,11 @@ def backend_make(name, a):
     from backend.nn.clip import IntegratedCLIP
     sys.argv = argv
 
-    torch.manual_seed(a.seed)
+    torch.manual_seed(a.seed + (1 if name.endswith("-refiner") else 0))  # a refiner: same layout, other weights
     hf = os.path.join(webui, "backend", "huggingface")
     common = dict(in_channels=4, out_channels=4, model_channels=320, use_spatial_transformer=True,
                   use_checkpoint=False, dims=2, use_scale_shift_norm=False, resblock_updown=False)
-    kind = "sdxl" if name == "rw-sdxl" else "sd15"
+    kind = "sdxl" if name.startswith("rw-sdxl") else "sd15"
     if kind == "sd15":
         guess_cls, repo = model_list.SD15, os.path.join(hf, "runwayml", "stable-diffusion-v1-5")
         mult = [1, 2, 4, 4] if name == "sd15" else [1, 1, 1, 1]
@@ -352,7 +367,7 @@ def main():
         write_clip_folders(a.target)
         ldm_setup(a.webui, a.target)
         for name in a.names:
-            vae_approx(a) if name == "vaeapprox-sdxl" else ldm_make(name, a)
+            vae_approx(a, name) if name.startswith("vaeapprox") else ldm_make(name, a)
     else:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

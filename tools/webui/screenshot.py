@@ -29,6 +29,7 @@ def main():
     ap.add_argument("--advanced", action="store_true", help="also open the Advanced accordion")
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
     ap.add_argument("--timeout", type=float, default=180, help="seconds to wait for the page")
+    ap.add_argument("--wait", type=float, default=6, help="seconds to wait for the preview after the last change")
     a = ap.parse_args()
     w, h = (int(x) for x in a.size.lower().split("x"))
     os.makedirs(a.out_dir, exist_ok=True)
@@ -65,7 +66,7 @@ def main():
             time.sleep(1)
         if a.advanced:
             page.locator("[id^='script_txt2img_'][id$='_advanced'] .label-wrap").first.click()
-        time.sleep(4)  # the preview picture and caption are drawn by the server
+        time.sleep(a.wait)  # the preview picture and caption are drawn by the server
         acc.scroll_into_view_if_needed()
         acc.screenshot(path=base + ".png")
         page.screenshot(path=base + "-page.png", full_page=True)

@@ -38,6 +38,7 @@ LDM_REPOS=(
 )
 REGIONAL_PROMPTER="hako-mikan/sd-webui-regional-prompter be623452203b396ed87b85583a3cfd56e8157214"
 LAYERDIFFUSE="lllyasviel/sd-forge-layerdiffuse b1e66511e3a405a9e671da0755fc5356e033e97f"
+NAG="MisterChief95/sd-forge-nag ade6b37979eeb12b0c2790aa431d9bf2d2999440"   # Normalized Attention Guidance
 
 # ldm_repositories W: the repositories/ an A1111-generation WebUI pins in modules/launch_utils.py
 ldm_repositories() {
@@ -90,6 +91,7 @@ setup_forge() {
     $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
   install_extension "$W/extensions"
   set -- $LAYERDIFFUSE; neighbour "$W/extensions" "$1" "$2"
+  set -- $NAG; neighbour "$W/extensions" "$1" "$2"
   write_host forge 7871 rw-sd15
 }
 
@@ -104,14 +106,35 @@ setup_neo() {
   requirements "$W/requirements.txt" "$H/requirements-bench.txt"
   pipc -r "$H/requirements-bench.txt"
   tv_shim
-  "$VP" "$BENCH/make_models.py" backend --flavour neo --webui "$W" --target "$H" rw-sd15 rw-sdxl \
+  "$VP" "$BENCH/make_models.py" backend --flavour neo --webui "$W" --target "$H" rw-sd15 rw-sdxl rw-sd15-refiner \
     $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
   install_extension "$W/extensions"
+  set -- $NAG; neighbour "$W/extensions" "$1" "$2"
   write_host neo/webui 7891 rw-sd15   # no --ckpt flag on Neo: start.sh writes it into config.json
+}
+
+setup_reforge() {
+  local W="$H/webui"
+  # a plain clone of a mirror snapshot aborts on a blob it lacks (llama_tokenizer/tokenizer.json, unused here)
+  checkout "$W" Panchovix/stable-diffusion-webui-reForge "$REFORGE_COMMIT" ldm_patched/modules/text_encoders/llama_tokenizer/tokenizer.json
+  ldm_repositories "$W"
+  make_venv
+  requirements "$W/requirements_versions.txt" "$H/requirements-bench.txt"
+  # reForge pins a pydantic wheel from a GitHub release: PyPI's 1.10.15 in its place; joblib for a built-in
+  sed -i -E 's#^https://github.com/Panchovix/pydantic-fixreforge.*#pydantic==1.10.15#' "$H/requirements-bench.txt"
+  echo joblib >> "$H/requirements-bench.txt"
+  pipc -r "$H/requirements-bench.txt"
+  clip_package
+  tv_shim
+  "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" rw-sd15 rw-sdxl vaeapprox-sd1 vaeapprox-sdxl \
+    $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
+  install_extension "$W/extensions"
+  write_host webui 7881 rw-sd15
 }
 
 case "$HOST" in
   a1111) setup_a1111 ;;
+  reforge) setup_reforge ;;
   forge) setup_forge ;;
   neo) setup_neo ;;
   *) die "unknown WebUI '$HOST' (a1111, forge, reforge, neo)" ;;

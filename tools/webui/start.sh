@@ -32,15 +32,20 @@ case "$HOST" in
     ARGS=(--skip-torch-cuda-test --use-cpu all --no-half --precision full --no-download-sd-model
           --skip-prepare-environment --skip-install --ckpt "models/Stable-diffusion/$CKPT") ;;
   forge|reforge|forge2024)
+    [ -d "$H/hf-home" ] && export HF_HOME="$H/hf-home"
     ARGS=(--skip-prepare-environment --skip-install --skip-torch-cuda-test --skip-version-check --always-cpu
           --no-download-sd-model --ckpt "models/Stable-diffusion/$CKPT") ;;
   neo)
     # no --ckpt: the checkpoint comes from config.json
-    "$H/venv/bin/python" - "$W/config.json" "$CKPT" <<'EOF'
-import json, os, sys
+    ( cd "$W" && "$H/venv/bin/python" - "$W/config.json" "$CKPT" ) <<'EOF'
+import json, os, re, sys
 path, ckpt = sys.argv[1], sys.argv[2]
 cfg = json.load(open(path)) if os.path.exists(path) else {}
 cfg["sd_model_checkpoint"] = ckpt
+# a config.json without Neo's VERSION_UID makes it stop at an "updating from an old version" prompt
+m = re.search(r'^VERSION_UID\b[^=]*=\s*"([^"]+)"', open("modules/launch_utils.py", encoding="utf-8").read(), re.M)
+if m:
+    cfg.setdefault("VERSION_UID", m.group(1))
 json.dump(cfg, open(path, "w"), indent=4)
 EOF
     ARGS=(--skip-prepare-environment --skip-install --skip-torch-cuda-test --skip-version-check
