@@ -364,6 +364,8 @@ def main():
     a = ap.parse_args()
     a.webui, a.target = os.path.abspath(a.webui), os.path.abspath(a.target)
     if a.family == "ldm":
+        # before anything imports huggingface_hub (open_clip does), which reads HF_HOME once
+        os.environ["HF_HOME"] = os.path.join(a.target, "hf-home")
         write_clip_folders(a.target)
         ldm_setup(a.webui, a.target)
         for name in a.names:
