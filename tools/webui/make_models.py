@@ -210,7 +210,9 @@ def ldm_make(name, a):
             v = v.to(dtype)
         sd[k] = v.contiguous()
     n = sum(v.numel() for v in sd.values())
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    with torch.no_grad():  # check what the WebUI will run: the stored (rounded) weights, copied in place
+        for k, v in model.state_dict().items():
+            v.copy_(sd[k].to(v.dtype))
     ldm_check(model, torch)
     del model
     os.makedirs(out_dir, exist_ok=True)
