@@ -158,9 +158,17 @@ def ldm_check(model, torch):
                     if hasattr(emb, "device"):
                         emb.device = "cpu"
                 size = torch.tensor([[256.0, 256.0]])
-                c = model.conditioner({"txt": [p], "original_size_as_tuple": size,
-                                       "crop_coords_top_left": torch.zeros(1, 2), "target_size_as_tuple": size})
-                outs.append(model.model.diffusion_model(x, timesteps=t, context=c["crossattn"], y=c["vector"]))
+                unet = model.model.diffusion_model
+                try:
+                    c = model.conditioner({"txt": [p], "original_size_as_tuple": size,
+                                           "crop_coords_top_left": torch.zeros(1, 2), "target_size_as_tuple": size})
+                except RuntimeError as e:  # sgm's OpenCLIP wrapper predates open_clip's batch_first (reForge's)
+                    print(f"[make_models]   conditioner not runnable with this open_clip ({e}); random conditioning")
+                    g = torch.Generator().manual_seed(len(outs))
+                    ctx = next(m.to_k.in_features for n, m in unet.named_modules() if n.endswith("attn2"))
+                    c = {"crossattn": torch.randn(1, 77, ctx, generator=g),
+                         "vector": torch.randn(1, unet.label_emb[0][0].in_features, generator=g)}
+                outs.append(unet(x, timesteps=t, context=c["crossattn"], y=c["vector"]))
             else:
                 model.cond_stage_model.device = "cpu"
                 c = model.cond_stage_model([p])

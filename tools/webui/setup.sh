@@ -126,10 +126,14 @@ setup_reforge() {
   pipc -r "$H/requirements-bench.txt"
   clip_package
   tv_shim
-  "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" rw-sd15 rw-sdxl vaeapprox-sd1 vaeapprox-sdxl \
+  "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" rw-sd15 vaeapprox-sd1 vaeapprox-sdxl \
     $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
   install_extension "$W/extensions"
   write_host webui 7881 rw-sd15
+  # last: rw-sdxl needs about 6 GB of memory while it is made (full-size OpenCLIP bigG in fp32); the WebUI
+  # already starts with rw-sd15 when this step fails
+  "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" rw-sdxl \
+    || die "rw-sdxl could not be made (out of memory?); rerun setup.sh to try again (rw-sd15 is ready)"
 }
 
 case "$HOST" in
