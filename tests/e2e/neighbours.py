@@ -134,7 +134,11 @@ NEIGHBOURS = {
         # loaded into the same UNet at the switch, so the patched clone ours made is kept for the refiner steps
         # (ours must still act there). Needs a second checkpoint of the same layout (the bench's
         # rw-sd15-refiner: same layout, another seed).
-        "neo": {"override": {"refiner_fast_sd": True}, "fields": lambda w: refiner_fields(w), "families": ("sd1",)},
+        # On Neo 5692d2d1 the fast refiner leaves the refiner's weights in the base model after the request
+        # (plain images afterwards differ by ~22/255 from before it; measured on a fresh server), which
+        # poisons every later comparison of the session: skipped; see docs/neighbours-matrix.md.
+        "neo": {"override": {"refiner_fast_sd": True}, "fields": lambda w: refiner_fields(w), "families": ("sd1",),
+                "skip": "Neo's fast refiner keeps the refiner's weights in the base model after the request"},
     },
 }
 # fmt: on
