@@ -4,6 +4,8 @@ Thin on purpose: the UI comes from the parameter table (lib_slothful/ui.py), the
 life from lib_slothful/controller.py with the host adapter chosen by lib_slothful/hosts, and the
 X/Y/Z axes from lib_slothful/xyz.py; the tests exercise all of them without a WebUI.
 """
+import os
+
 import gradio as gr
 
 from modules import script_callbacks, scripts, shared
@@ -27,6 +29,18 @@ _EVERY_SAMPLING = hasattr(scripts.Script, "process_before_every_sampling")  # A1
 _SIZE = {}  # elem_id -> the tab's width / height sliders, for the preview
 
 
+def _ensure_temp_dir():
+    """Forge Neo saves every image output that is not a saved file into opts.temp_dir (default webui/tmp)
+    without creating that folder; on a fresh clone the preview picture then fails (FileNotFoundError in
+    gradio's postprocess) and the picture and caption stay blank.  Create the folder the host names."""
+    folder = getattr(shared.opts, "temp_dir", "") or ""
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError:
+            pass
+
+
 class SlothfulAttentionScript(scripts.Script):
     sorting_priority = 15  # Forge: place among the built-in accordions
 
@@ -40,7 +54,7 @@ class SlothfulAttentionScript(scripts.Script):
         tab = "img2img" if is_img2img else "txt2img"
         size = [_SIZE.get(f"{tab}_width"), _SIZE.get(f"{tab}_height")]
         size = size if None not in size else []
-
+        _ensure_temp_dir()
         controls, _ = build_ui(gr, InputAccordion, self.elem_id, layout_fn=lambda: hosts.layout_of(shared.sd_model),
                                size_inputs=size)
         self.infotext_fields = infotext_fields(controls)

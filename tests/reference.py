@@ -1,6 +1,6 @@
 """A deliberately simple reference of what every method should attend to, written from the spec
-(shared/spec/reference-nodes.md for the ComfyUI profile, the README's "Fixed profile" section for the
-default one) with plain loops over cells, tiles and images.  It shares no code with lib_slothful.
+(the README's "ComfyUI-compatible profile" section for the ComfyUI profile, its "Fixed profile" section
+for the default one) with plain loops over cells, tiles and images.  It shares no code with lib_slothful.
 
 `reference_groups` returns, per image, a list of (query token indices, K rows, V rows): every query
 token attends to exactly the K/V rows of its group.  `reference_attention` turns that into the

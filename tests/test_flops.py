@@ -58,7 +58,7 @@ def test_unet_macs_with_ldm_attention_and_a_batch():
 
 
 def test_anchors():
-    """shared/spec/performance-anchors.md: SD1.5 0.80 / 4.67 / 42.2 TFLOP per image at 512 / 1024 / 2048 px."""
+    """docs/benchmarks.md ("FLOP model"): SD1.5 0.80 / 4.67 / 42.2 TFLOP per image at 512 / 1024 / 2048 px."""
     for px, tflop in ((512, 0.80), (1024, 4.67), (2048, 42.2)):
         assert 2 * flops.unet_macs(FAMILIES["SD1.x"], px // 8, px // 8).total / 1e12 == pytest.approx(tflop, abs=0.01)
 

@@ -178,10 +178,13 @@ class WebUI:
             self.options.setdefault("sd_model_checkpoint", match[0])
 
     def detect_host(self) -> str:
-        """a1111, forge (2024-08+ `backend` Forge) or reforge, from the options the host defines."""
+        """a1111, forge (2024-08+ `backend` Forge), neo (Forge Neo) or reforge, from the options the host
+        defines."""
         keys = set(self.options)
         if any(k.startswith("reforge_") for k in keys):
             return "reforge"
+        if "refiner_fast_sd" in keys or any(k.startswith("svdq_") for k in keys):
+            return "neo"  # Forge Neo: its refiner section and Nunchaku (SVDQuant) options
         if "forge_preset" in keys or "forge_additional_modules" in keys:
             return "forge"
         if any(k.startswith("forge_") for k in keys):
@@ -213,10 +216,21 @@ class WebUI:
         p.update(fields)
         return p
 
+    def hr_upscaler(self) -> str:
+        """"Latent" where the host has it, else the first upscaler it lists (Forge Neo has no latent
+        upscale modes: its list is None plus ESRGAN ones)."""
+        latent = [m.get("name") for m in self.call("GET", "/sdapi/v1/latent-upscale-modes").body or []
+                  if isinstance(m, dict)]
+        if "Latent" in latent:
+            return "Latent"
+        r = self.call("GET", "/sdapi/v1/upscalers")
+        names = [u.get("name") for u in (r.body if r.ok and isinstance(r.body, list) else []) if isinstance(u, dict)]
+        return (latent or names or ["Latent"])[0]
+
     def hires(self) -> dict:
-        h = {"enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Latent", "denoising_strength": 0.6,
+        h = {"enable_hr": True, "hr_scale": 1.5, "hr_upscaler": self.hr_upscaler(), "denoising_strength": 0.6,
              "hr_second_pass_steps": STEPS}
-        if self.host == "forge":
+        if self.host in ("forge", "neo"):
             h["hr_additional_modules"] = ["Use same choices"]  # else a TypeError (HTTP 500) on Forge
         return h
 

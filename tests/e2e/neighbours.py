@@ -6,6 +6,8 @@ Each host entry says how to turn the neighbour on:
   - `script` + `args`: an AlwaysOn script (its exact title, case-insensitive) and its positional
     arguments: a list, or a function of the `WebUI` client returning one (to depend on the model
     family or to build an image);
+  - `fields`: request fields sent only with the neighbour on (e.g. a refiner checkpoint), or a function
+    of the `WebUI` client returning them (None: the host cannot run it here, the case is skipped);
   - `base`: request fields sent both with the neighbour on and off (a prompt it needs, a batch size),
     or a function of the model family returning them;
   - `families`: the model families where the neighbour acts at all (default: every family);
@@ -13,7 +15,7 @@ Each host entry says how to turn the neighbour on:
 A neighbour is tried only where its host entry exists and the host offers it (the script is in
 script-info, the option in /sdapi/v1/options).  Options an override touched are set back through the
 options endpoint after each request (Forge and reForge keep an `override_settings` value that is
-missing from config.json).  Payloads as verified on the harness WebUIs (/work/notes/webuis.md).
+missing from config.json).  Payloads as verified on WebUIs built by the bench (tools/webui).
 """
 from __future__ import annotations
 
@@ -71,6 +73,7 @@ NEIGHBOURS = {
         "a1111": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
         "forge": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
         "reforge": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
+        "neo": {"override": {"token_merging_ratio": 0.5}, "families": ("sd1",)},
     },
     "regional_prompter": {
         # active, debug, mode, matrix submode, mask submode, prompt submode, ratios, base ratios, use base,
@@ -92,7 +95,7 @@ NEIGHBOURS = {
         "forge": {"script": "StyleAlign Integrated", "args": [True, 1.0], "base": {"batch_size": 2}},
     },
     "freeu": {  # enabled, b1, b2, s1, s2[, start, end]; acts only on 640/1280-channel blocks.
-        # On the harness Forge (rw-sd15, rw-sdxl) it changed no pixel by itself, also with the SD 1.5 preset
+        # On the bench Forge (rw-sd15, rw-sdxl) it changed no pixel by itself, also with the SD 1.5 preset
         # (1.5, 1.6, 0.9, 0.2), so the Forge cases skip there; reForge's FreeU acts on the tiny models.
         "forge": {"script": "FreeU Integrated (SD 1.x, SD 2.x, SDXL)", "args": [True, 1.01, 1.02, 0.99, 0.95, 0.0, 1.0]},
         "reforge": {"script": "FreeU Integrated", "args": [True, 1.01, 1.02, 0.99, 0.95]},
@@ -115,9 +118,42 @@ NEIGHBOURS = {
         # tiny test models' 32-64 channel layers (reForge); Forge's rw-sd15 has 320 channels
         "forge": {"script": "ControlNet", "args": controlnet_reference(1.0)},
         "reforge": {"script": "ControlNet", "args": controlnet_reference(1.2)},
+        "neo": {"script": "ControlNet", "args": controlnet_reference(1.0)},
+    },
+    "nag": {
+        # MisterChief95/sd-forge-nag (third-party, Forge / Neo): replaces attn1 of one UNet block in an extra
+        # cond pass from a post-CFG function. enabled, scale, norm type, temperature, block, block id, start,
+        # end, skip hires
+        "forge": {"script": "NAG - Normalized Attention Guidance",
+                  "args": [True, 3.0, "L2", 1.5, "middle", 0, 0.0, 1.0, False]},
+        "neo": {"script": "NAG - Normalized Attention Guidance",
+                "args": [True, 3.0, "L2", 1.5, "middle", 0, 0.0, 1.0, False]},
+    },
+    "fast_refiner": {
+        # Neo's refiner with 'Reload "state_dict" Only' (refiner_fast_sd): the second model's weights are
+        # loaded into the same UNet at the switch, so the patched clone ours made is kept for the refiner steps
+        # (ours must still act there). Needs a second checkpoint of the same layout (the bench's
+        # rw-sd15-refiner: same layout, another seed).
+        # On Neo 5692d2d1 the fast refiner leaves the refiner's weights in the base model after the request
+        # (plain images afterwards differ by ~22/255 from before it; measured on a fresh server), which
+        # poisons every later comparison of the session: skipped; see docs/neighbours-matrix.md.
+        "neo": {"override": {"refiner_fast_sd": True}, "fields": lambda w: refiner_fields(w), "families": ("sd1",),
+                "skip": "Neo's fast refiner keeps the refiner's weights in the base model after the request"},
     },
 }
 # fmt: on
+
+
+def refiner_fields(webui):
+    """refiner_checkpoint (a second checkpoint whose name has 'refiner' and the loaded model's family) and
+    the switch point; None when there is none."""
+    models = webui.get("/sdapi/v1/sd-models")
+    loaded = (webui.model or "").split(" [")[0].rsplit(".", 1)[0]
+    for m in models:
+        name = m.get("model_name") or ""
+        if "refiner" in name and name.startswith(loaded):
+            return {"refiner_checkpoint": m["title"], "refiner_switch_at": 0.5}
+    return None
 
 
 def entry(name: str, host: str):
@@ -147,6 +183,8 @@ def offered(webui, name: str):
     for key in (spec.get("override") or {}):
         if key not in webui.options:
             return None, f"{name}: option {key!r} not in /sdapi/v1/options on this {webui.host}"
+    if callable(spec.get("fields")) and spec["fields"](webui) is None:
+        return None, f"{name}: what it needs is not on this {webui.host} (see tests/e2e/neighbours.py)"
     return spec, None
 
 
@@ -158,6 +196,8 @@ def base_fields(webui, spec: dict) -> dict:
 def turn_on(webui, spec: dict) -> tuple[dict, dict]:
     """(request fields, alwayson entry) that turn the neighbour on."""
     fields, scripts = {}, {}
+    extra = spec.get("fields") or {}
+    fields.update(extra(webui) if callable(extra) else extra)
     if spec.get("override"):
         fields["override_settings"] = dict(spec["override"])
         fields["override_settings_restore_afterwards"] = True

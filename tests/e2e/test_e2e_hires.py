@@ -13,7 +13,9 @@ def test_hires_pass_switches(webui):
     second = webui.generate(ours({**SETTINGS, "first_pass": False}), what="hires, hires pass only", **hr)
     both = webui.generate(ours(SETTINGS), what="hires, both passes", **hr)
     w, h = int(webui.width * 1.5), int(webui.height * 1.5)
-    assert off.images[0].shape[:2] == (h, w), off.images[0].shape
+    # at least 1.5x: Forge Neo rounds the hires size up (SDXL 320x256 x 1.5 = 480x384 comes back 512x384)
+    got_h, got_w = off.images[0].shape[:2]
+    assert got_h >= h and got_w >= w and (got_h, got_w) != (webui.height, webui.width), off.images[0].shape
     # each pass alone changes the image...
     assert_differ(first, off, "first pass only vs off")
     assert_differ(second, off, "hires pass only vs off")
