@@ -90,7 +90,7 @@ SEAMS = {
 _FORWARDS = ("forward", "inner_forward", "forward_orig")
 
 
-def family_of(model) -> tuple[DiTFamily, Seam] | None:
+def family_and_seam(model) -> tuple[DiTFamily, Seam] | None:
     """(family, seam) of a loaded diffusion model, by its class, or None."""
     found = SEAMS.get(type(model).__name__)
     return None if found is None else (DIT_FAMILIES[found[0]], found[1])
@@ -213,7 +213,7 @@ class DiTHost:
     @classmethod
     def serves(cls, sd_model) -> bool:
         """A Forge-family patcher (Neo, Forge, reForge) holding a DiT family with a known seam."""
-        return family_of(diffusion_model(sd_model)) is not None
+        return family_and_seam(diffusion_model(sd_model)) is not None
 
     @staticmethod
     def unet_of(sd_model):
@@ -227,7 +227,7 @@ class DiTHost:
         self.p = p
         patcher = p.sd_model.forge_objects.unet
         model = patcher.model.diffusion_model
-        found = family_of(model)
+        found = family_and_seam(model)
         if found is None:  # the checkpoint changed under this generation (a hires. fix checkpoint)
             self.run.note(f"{type(model).__name__} is not a DiT family this adapter knows: this pass runs "
                           "without Slothful Attention")
