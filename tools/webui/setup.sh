@@ -38,6 +38,7 @@ LDM_REPOS=(
 )
 REGIONAL_PROMPTER="hako-mikan/sd-webui-regional-prompter be623452203b396ed87b85583a3cfd56e8157214"
 LAYERDIFFUSE="lllyasviel/sd-forge-layerdiffuse b1e66511e3a405a9e671da0755fc5356e033e97f"
+REAL_SD15_MODEL=$([ "${REAL_SD15:-0}" = 1 ] && echo sd15 || true)   # make_models.py also makes bench-sd15
 NAG="MisterChief95/sd-forge-nag ade6b37979eeb12b0c2790aa431d9bf2d2999440"   # Normalized Attention Guidance
 
 # ldm_repositories W: the repositories/ an A1111-generation WebUI pins in modules/launch_utils.py
@@ -69,7 +70,7 @@ setup_a1111() {
   clip_package
   tv_shim
   "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" tiny-sd1 tiny-sdxl vaeapprox-sdxl \
-    $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
+    $REAL_SD15_MODEL
   install_extension "$W/extensions"
   set -- $REGIONAL_PROMPTER; neighbour "$W/extensions" "$1" "$2"
   write_host webui 7861 bench-tiny-sd1
@@ -88,7 +89,7 @@ setup_forge() {
   pipc -r "$H/requirements-bench.txt"
   tv_shim
   "$VP" "$BENCH/make_models.py" backend --flavour forge --webui "$W" --target "$H" rw-sd15 rw-sdxl \
-    $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
+    $REAL_SD15_MODEL
   install_extension "$W/extensions"
   set -- $LAYERDIFFUSE; neighbour "$W/extensions" "$1" "$2"
   set -- $NAG; neighbour "$W/extensions" "$1" "$2"
@@ -107,7 +108,7 @@ setup_neo() {
   pipc -r "$H/requirements-bench.txt"
   tv_shim
   "$VP" "$BENCH/make_models.py" backend --flavour neo --webui "$W" --target "$H" rw-sd15 rw-sdxl rw-sd15-refiner \
-    $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
+    $REAL_SD15_MODEL
   install_extension "$W/extensions"
   set -- $NAG; neighbour "$W/extensions" "$1" "$2"
   write_host neo/webui 7891 rw-sd15   # no --ckpt flag on Neo: start.sh writes it into config.json
@@ -127,7 +128,7 @@ setup_reforge() {
   clip_package
   tv_shim
   "$VP" "$BENCH/make_models.py" ldm --webui "$W" --target "$H" rw-sd15 vaeapprox-sd1 vaeapprox-sdxl \
-    $([ "${REAL_SD15:-0}" = 1 ] && echo sd15)
+    $REAL_SD15_MODEL
   install_extension "$W/extensions"
   write_host webui 7881 rw-sd15
   # last: rw-sdxl needs about 6 GB of memory while it is made (full-size OpenCLIP bigG in fp32); the WebUI
