@@ -219,7 +219,8 @@ def _nextdit_macs(f: NextDiTFamily, n: int, t: int) -> tuple[float, float]:
     SwiGLU feed-forward 3 C F L, modulation 4 C M (not in the context refiner), attention products
     2 L^2 C.  The refiners' products (caption: the padded caption; noise: grid + pad tail) are in
     `rest`: they never change.  Final layer: modulation M C, projection over the whole joint
-    sequence (lumina.py:416).  Checked against FlopCounterMode (tests/test_dit_flops.py)."""
+    sequence (lumina.py:416).  Checked against FlopCounterMode on Neo's own NextDiT and on a
+    stand-in (tests/test_dit_zimage.py)."""
     c, d = f.hidden, f.hidden // f.heads
     cap = f.outside(0, t)  # the padded caption
     img = n + f.outside(n, t) - cap  # grid + pad tail

@@ -29,7 +29,8 @@ The pre-hook reads what the attention call cannot see: the latent's size (the h 
 patchify, rounded up as the hosts pad), the text length (`context.shape[1]`, padded up to the model's
 `pad_tokens_multiple` where it has one: the sequence is [text | image | Kontext references, or
 NextDiT's image pad tokens]), and the noise level (`transformer_options["sigmas"]`, else the timestep,
-which is sigma for Flux and Chroma on all three hosts).  Pre-hooks on the blocks of the family's table say
+which is sigma for Flux and Chroma on all three hosts, and for Z-Image and Lumina 2 on Neo: a flow
+predictor of multiplier 1, k_prediction.py:206-207, model_list.py Lumina2 / ZImage).  Pre-hooks on the blocks of the family's table say
 which settings group a call belongs to.  A call whose length is not text + grid (+ references, or
 NextDiT's pad tail exactly), or that brings a mask, runs the host's kernel untouched.
 
