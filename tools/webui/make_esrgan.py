@@ -19,12 +19,24 @@ def main(models_dir: str) -> str:
     os.makedirs(os.path.dirname(out), exist_ok=True)
     torch.manual_seed(0)
     net = ESRGAN(num_filters=16, num_blocks=1, scale=4)
+    # at its random init the output is about -0.09..0, which the upscaler clamps to a black image whatever
+    # the input: scale the last convolution to a spread of about 0.2 around mid-grey, so the upscaled image
+    # depends on the image given (hires. fix must see the first pass through it)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        last = net.model[-1]
+        y = net(x)
+        last.weight.mul_(0.2 / y.std())
+        last.bias.add_(0.5 - net(x).mean())
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, out)
     back = ModelLoader().load_from_file(out)  # the WebUIs' loader must detect it as a 4x ESRGAN
     assert back.architecture.name == "ESRGAN" and back.scale == 4, (back.architecture.name, back.scale)
-    x = torch.rand(1, 3, 8, 8)
-    assert tuple(back.model(x).shape) == (1, 3, 32, 32)
-    print(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB): {back.architecture.name} {back.scale}x")
+    with torch.no_grad():
+        a, b = back.model(x[:1]).clamp(0, 1), back.model(x[1:]).clamp(0, 1)
+    assert tuple(a.shape) == (1, 3, 64, 64) and 0.02 < (a - b).abs().mean() and 0.3 < a.mean() < 0.7, \
+        ((a - b).abs().mean(), a.mean())
+    print(f"wrote {out} ({os.path.getsize(out) / 2**20:.1f} MiB): {back.architecture.name} {back.scale}x, output mean "
+          f"{a.mean():.2f}, two inputs differ by {(a - b).abs().mean():.3f}")
     return out
 
 
