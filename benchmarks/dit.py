@@ -164,7 +164,7 @@ def whole(sizes, rounds, device, dtype, only=None, depth=None):
     shape, family = fx.FLUX_DEV, ARCH
     if depth:  # fewer blocks, same widths: the FLOP model follows
         shape = dataclasses.replace(shape, depth=depth[0], depth_single=depth[1])
-        family = dataclasses.replace(ARCH, blocks=(("double", "input", depth[0]), ("single", "output", depth[1])))
+        family = dataclasses.replace(ARCH, blocks=(("double_blocks", "input", depth[0]), ("single_blocks", "output", depth[1])))
     torch.manual_seed(0)
     with torch.device("meta"):
         model = fx.IntegratedFluxTransformer2DModel(shape)
