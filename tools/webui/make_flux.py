@@ -18,6 +18,14 @@ extension, built with the host WebUI's own classes in its own venv (tools/webui/
              (sd1_clip.py ignores model_class), so no T5 weights load; and its WebUI maps a Flux checkpoint to
              the SD1.5 config (modules/sd_models_config.py), so reForge does not run Flux from txt2img.
 
+--family chroma (Neo only) rw-chroma: Chroma, Neo's IntegratedChromaTransformer2DModel: T5-XXL only (no CLIP-L), no
+             guidance or vector inputs but the Approximator (`distilled_guidance_layer`) that makes every block's
+             modulation.  FULL width (3072, 24 heads), 1 double + 1 single block, DiT in bf16 (0.64 B values, of
+             which the Approximator 0.28 B): Neo's detection fixes the Approximator at Chroma's real size
+             (out_dim 3072, hidden 5120, 5 layers; huggingface_guess/detection.py), and its output is added to
+             the blocks' hidden states, so a narrower Chroma cannot run.  Start Neo with --bf16-unet, or it
+             upcasts the DiT to fp32 on a CPU (memory_management.unet_dtype).
+
 Every model uses Flux's real VAE, CLIP-L and full-size T5-XXL layouts (the T5-XXL config is fixed: 4.76 B values,
 stored as float8_e4m3fn, ~4.8 GiB; both hosts keep an fp8 T5 in fp8).  --parts-from FILE copies those tensors
 byte for byte from another Flux file of this layout (e.g. a Neo rw-flux) instead of making new ones: saves
@@ -44,26 +52,32 @@ HOSTS = {  # host -> (default name, hidden, heads, DiT dtype)
     "reforge": ("fw-flux", 3072, 24, "fp8"),
 }
 DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "F8_E4M3": 1}
+CHROMA = ("rw-chroma", 3072, 24, "bf16")  # --family chroma (Neo): name, hidden, heads, DiT dtype
 
 
 def parse():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("webui", help="the WebUI's code folder")
     ap.add_argument("--host", choices=sorted(HOSTS), default="neo")
+    ap.add_argument("--family", choices=("flux", "chroma"), default="flux")
     ap.add_argument("--name", help="file name in models/Stable-diffusion, without .safetensors")
+    ap.add_argument("--models", help="the models folder (default WEBUI/models; a Neo --data-dir has its own)")
     ap.add_argument("--hidden", type=int)
     ap.add_argument("--heads", type=int)
     ap.add_argument("--depth", type=int, default=1, help="double-stream blocks")
     ap.add_argument("--single", type=int, default=1, help="single-stream blocks")
-    ap.add_argument("--dit-dtype", choices=("f32", "fp8"))
+    ap.add_argument("--dit-dtype", choices=("f32", "bf16", "fp8"))
     ap.add_argument("--parts-from", help="copy the VAE and text encoders from this Flux file")
     ap.add_argument("--forge-count-blocks", action="store_true",
                     help="forge: make the bench's huggingface_guess clone count Flux's blocks (a local commit)")
     ap.add_argument("--check-only", action="store_true", help="check the file that is there")
     a = ap.parse_args()
-    name, hidden, heads, dt = HOSTS[a.host]
+    if a.family == "chroma" and a.host != "neo":
+        ap.error("--family chroma: Neo only (tried there)")
+    name, hidden, heads, dt = CHROMA if a.family == "chroma" else HOSTS[a.host]
     a.name, a.hidden, a.heads, a.dit_dtype = a.name or name, a.hidden or hidden, a.heads or heads, a.dit_dtype or dt
     a.webui = os.path.abspath(a.webui)
+    a.models = os.path.abspath(a.models or os.path.join(a.webui, "models"))
     if a.host == "reforge" and not a.parts_from and not a.check_only:
         ap.error("reforge: give --parts-from (a Flux file made for Neo or Forge): the VAE and text encoders are "
                  "copied from it, then checked against reForge's classes")
@@ -77,6 +91,11 @@ def read_header(path):
 
 
 def dit_config(a):
+    if a.family == "chroma":  # what Neo's detection writes for Chroma, but the width and depth
+        return dict(in_channels=64, out_channels=64, context_in_dim=4096, hidden_size=a.hidden, mlp_ratio=4.0,
+                    num_heads=a.heads, depth=a.depth, depth_single_blocks=a.single, axes_dim=[16, 56, 56],
+                    theta=10000, patch_size=2, qkv_bias=True, in_dim=64, out_dim=3072, hidden_dim=5120, n_layers=5,
+                    txt_ids_dims=[], vec_in_dim=None)
     return dict(in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=4096, hidden_size=a.hidden,
                 mlp_ratio=4.0, num_heads=a.heads, depth=a.depth, depth_single_blocks=a.single,
                 axes_dim=[16, 56, 56], theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True)
@@ -138,12 +157,16 @@ def host_classes(a):
     else:
         import huggingface_guess
         from huggingface_guess import model_list
-        from backend.nn.flux import IntegratedFluxTransformer2DModel
-        takes = inspect.signature(IntegratedFluxTransformer2DModel).parameters  # Forge's has no patch/out_channels
-        c["make_dit"] = lambda cfg: IntegratedFluxTransformer2DModel(**{k: v for k, v in cfg.items() if k in takes})
+        if a.family == "chroma":
+            from backend.nn.chroma import ChromaParams, IntegratedChromaTransformer2DModel as dit_class
+            takes = ChromaParams.__dataclass_fields__
+        else:
+            from backend.nn.flux import IntegratedFluxTransformer2DModel as dit_class
+            takes = inspect.signature(dit_class).parameters  # Forge's has no patch/out_channels
+        c["make_dit"] = lambda cfg: dit_class(**{k: v for k, v in cfg.items() if k in takes})
         c["detect"] = lambda sd: huggingface_guess.guess(sd).unet_config
         c["config_class"] = lambda sd: type(huggingface_guess.guess(sd)).__name__
-        c["guess"] = model_list.Flux({})
+        c["guess"] = (model_list.Chroma if a.family == "chroma" else model_list.Flux)({})
     sys.argv = argv
     return c
 
@@ -188,8 +211,12 @@ def write(a, c, out):
     t0 = time.time()
     dit = c["make_dit"](dit_config(a))
     randomize(torch, dit)
-    dt = torch.float8_e4m3fn if a.dit_dtype == "fp8" else torch.float32
+    dt = {"fp8": torch.float8_e4m3fn, "bf16": torch.bfloat16, "f32": torch.float32}[a.dit_dtype]
     eager = {"model.diffusion_model." + k: v.detach().to(dt).contiguous() for k, v in dit.state_dict().items()}
+    if a.family == "chroma":  # RMSNorm weights named as in Chroma's files (the hosts' ops load either name);
+        # Neo's detection tells Chroma from Flux by `distilled_guidance_layer.norms.0.scale`
+        rms = {"model.diffusion_model." + n + ".weight" for n, m in dit.named_modules() if isinstance(m, torch.nn.RMSNorm)}
+        eager = {(k[:-len("weight")] + "scale" if k in rms else k): v for k, v in eager.items()}
     n_dit = sum(v.numel() for v in eager.values())
     del dit
     lazy, copied = {}, {}
@@ -199,6 +226,8 @@ def write(a, c, out):
     else:
         parts, lazy = make_parts(a, c)
         eager.update(parts)
+    if a.family == "chroma":  # T5-XXL only
+        copied, eager = ({k: v for k, v in d.items() if not k.startswith("text_encoders.clip_l.")} for d in (copied, eager))
     header, off, order = {}, 0, []
 
     def add(k, dtype, shape):
@@ -231,8 +260,8 @@ def write(a, c, out):
                     left -= len(chunk)
                 continue
             t = eager[k] if k in eager else t5_tensor(torch, k, lazy[k])
-            f.write(t.contiguous().view(torch.uint8).numpy().tobytes() if t.dtype == torch.float8_e4m3fn
-                    else t.contiguous().numpy().tobytes())
+            f.write(t.contiguous().view(torch.uint8).numpy().tobytes() if t.dtype in (torch.float8_e4m3fn, torch.bfloat16)
+                    else t.contiguous().numpy().tobytes())  # numpy has neither dtype: their raw bytes
             del t
     if src_f:
         src_f.close()
@@ -264,6 +293,9 @@ def check(a, c, out):
     want = dit_config(a)
     got = c["detect"](dit_sd)
     keys = ("hidden_size", "num_heads", "depth", "depth_single_blocks", "guidance_embed", "vec_in_dim", "context_in_dim")
+    if a.family == "chroma":
+        keys = ("hidden_size", "num_heads", "depth", "depth_single_blocks", "context_in_dim", "out_dim", "hidden_dim",
+                "in_channels")
     bad = {k: (got.get(k), want[k]) for k in keys if got.get(k) != want[k]}
     if bad:
         hint = (" Forge's huggingface_guess hard-codes Flux's depth (19 + 38 blocks): rerun with --forge-count-blocks"
@@ -274,14 +306,18 @@ def check(a, c, out):
     with torch.device("meta"):
         dit = c["make_dit"](cfg)
     prefix = "model.diffusion_model."
-    dit.load_state_dict({k[len(prefix):]: v for k, v in dit_sd.items()}, strict=True, assign=True)
-    dit = dit.float()
+    # a file's RMSNorm `scale` is the module's `weight` (the hosts' ops rename it while loading)
+    dit.load_state_dict({k[len(prefix):].removesuffix(".scale") + (".weight" if k.endswith(".scale") else ""): v
+                         for k, v in dit_sd.items()}, strict=True, assign=True)
+    dt = torch.bfloat16 if a.dit_dtype == "bf16" else torch.float32  # an fp8 DiT runs in fp32, as the hosts cast it
+    dit = dit.to(dt)
     del dit_sd
     g = torch.Generator().manual_seed(0)
-    x, t = torch.randn(1, 16, 16, 16, generator=g), torch.tensor([0.7])
-    y, guid = torch.randn(1, 768, generator=g), torch.tensor([3.5])
+    x, t = torch.randn(1, 16, 16, 16, generator=g).to(dt), torch.tensor([0.7]).to(dt)
+    y, guid = torch.randn(1, 768, generator=g).to(dt), torch.tensor([3.5]).to(dt)
+    extra = {} if a.family == "chroma" else {"y": y, "guidance": guid}  # Chroma: no vector input, no guidance
     with torch.no_grad():
-        o1, o2 = (dit(x, t, context=torch.randn(1, 8, 4096, generator=g), y=y, guidance=guid) for _ in range(2))
+        o1, o2 = (dit(x, t, context=torch.randn(1, 8, 4096, generator=g).to(dt), **extra) for _ in range(2))
     assert o1.shape == x.shape and torch.isfinite(o1).all() and (o1 - o2).abs().mean() > 0, \
         "DiT output has the wrong shape, is not finite or ignores the prompt"
     del dit
@@ -317,7 +353,8 @@ def check_parts(a, c, shapes):
     from backend.nn.t5 import IntegratedT5
     from backend.utils import read_arbitrary_config
     guess = c["guess"]
-    assert guess.clip_target(meta) == {"clip_l": "text_encoder", "t5xxl": "text_encoder_2"}, guess.clip_target(meta)
+    want = {"t5xxl": "text_encoder"} if a.family == "chroma" else {"clip_l": "text_encoder", "t5xxl": "text_encoder_2"}
+    assert guess.clip_target(meta) == want, guess.clip_target(meta)
     repo = os.path.join(a.webui, "backend", "huggingface", "black-forest-labs", "FLUX.1-dev")
     with torch.device("meta"):
         vae = IntegratedAutoencoderKL.from_config(IntegratedAutoencoderKL.load_config(os.path.join(repo, "vae")))
@@ -328,13 +365,13 @@ def check_parts(a, c, shapes):
     part = lambda sd, prefix: {k[len(prefix):]: v.shape for k, v in sd.items() if k.startswith(prefix)}
     n = meta_match(torch, vae, part(guess.process_vae_state_dict(dict(meta)), guess.vae_key_prefix[0]))
     te_sd = guess.process_clip_state_dict(dict(meta))
-    for prefix, m in (("clip_l.", clip), ("t5xxl.", t5)):
+    for prefix, m in (("clip_l.", clip), ("t5xxl.", t5))[1 if a.family == "chroma" else 0:]:
         n += meta_match(torch, m, part(te_sd, prefix))
     return n
 
 
 def out_of(a):
-    return os.path.join(a.webui, "models", "Stable-diffusion", a.name + ".safetensors")
+    return os.path.join(a.models, "Stable-diffusion", a.name + ".safetensors")
 
 
 def main():
