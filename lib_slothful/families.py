@@ -210,8 +210,10 @@ Z_IMAGE = NextDiTFamily("Z-Image", hidden=3840, heads=30, blocks=(("layers", "in
 LUMINA2 = NextDiTFamily("Lumina 2", hidden=2304, heads=24, blocks=(("layers", "input", 13), ("layers", "output", 13)),
                         classes=("NextDiT",), context_dim=2304, text_tokens=128, kv_heads=8, ffn=9216)
 DIT_FAMILIES = {f.name: f for f in (FLUX, CHROMA, QWEN_IMAGE, Z_IMAGE, LUMINA2)}
-# what the accordion and the console name as supported DiTs (one sentence for both)
-DIT_SUPPORTED = ("the Flux.1, Flux Kontext and Chroma DiTs on Forge Neo, Forge and reForge, and Qwen-Image, "
+# what the accordion and the console name as supported DiTs (one sentence for both).  Not reForge:
+# 3b56b268's WebUI gives a Flux checkpoint the SD1.5 config and builds T5 as CLIP, so no Flux runs
+# there (tried: HTTP 500 in its own Flux model, with or without this extension)
+DIT_SUPPORTED = ("the Flux.1, Flux Kontext and Chroma DiTs on Forge Neo and Forge, and Qwen-Image, "
                  "Z-Image and Lumina 2 on Forge Neo")
 
 

@@ -11,7 +11,9 @@ calls a kernel it looks up in its own module globals at call time:
   by name, so it runs with flux's globals too;
 - reForge 3b56b268: `ldm_patched.ldm.flux.math.attention` calls `optimized_attention(q, k, v, heads,
   skip_reshape=True, mask=mask)` (ldm_patched/ldm/flux/math.py:5, 9-21); flux/layers.py:7 and
-  chroma/layers.py:4 import it by name.
+  chroma/layers.py:4 import it by name.  Its WebUI cannot run a Flux checkpoint yet (it gives it the
+  SD1.5 config and builds T5 as CLIP: HTTP 500 inside its Flux model, tried live); the seam is kept
+  and tested on its own classes for when it can.
 So the one global `attention_function` / `optimized_attention` of that module is the seam for Flux,
 Flux Kontext and Chroma: q, k, v arrive as (B, heads, L, D) after RoPE, the output leaves as
 (B, L, heads * D).  The 2024 Forge (bfee03d8) has no DiT at all (UNet-only `ldm_patched`).
