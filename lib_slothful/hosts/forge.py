@@ -89,6 +89,12 @@ class CallView:
                          "it replaces", **takes)
 
 
+def _ours_on(patcher) -> bool:
+    """The patcher already carries our attn1 patch (a clone of our clone, made by another extension)."""
+    patches = (getattr(patcher, "model_options", {}).get("transformer_options") or {}).get("patches") or {}
+    return any(getattr(f, "slothful_attention", False) for f in patches.get("attn1_patch", ()))
+
+
 def _attn1_parents(unet):
     """(name, transformer block) holding each attn1, for the per-call class check."""
     named = dict(unet.named_modules())
@@ -106,6 +112,7 @@ class ForgeHost:
         self.handles: list = []
         self.views: list[CallView] = []
         self.first_block: dict = {}
+        self.unet = None  # the UNet module patched for the pass in flight
 
     @classmethod
     def serves(cls, sd_model) -> bool:
@@ -119,7 +126,21 @@ class ForgeHost:
             return None
 
     def on_denoiser(self, params, sd_model):
-        """Nothing to do: Forge labels cond / uncond rows itself and swaps patchers for a refiner."""
+        """Follow a refiner: Forge Neo's default one loads the refiner as another model, with a fresh
+        patcher, in the middle of a pass; patch that one too.  (Forge labels cond / uncond rows itself;
+        Neo's fast refiner loads the refiner's weights into the patched clone, which stays.)"""
+        unet = self.unet_of(sd_model)
+        if self.unet is None or unet is None or unet is self.unet or not attn1_layers(unet):
+            return
+        patcher = sd_model.forge_objects.unet
+        if _ours_on(patcher):
+            return
+        refusal = refusal_at_install(patcher)
+        if refusal:
+            self.run.note(f"the refiner's model: {refusal}")
+            return
+        sd_model.forge_objects.unet = self._patched(patcher, unet)
+        self.unet = unet
 
     def install(self, p, hires: bool) -> bool:
         self.remove()
@@ -135,6 +156,7 @@ class ForgeHost:
             self.run.note(refusal)
             return False
         p.sd_model.forge_objects.unet = self._patched(patcher, unet)
+        self.unet = unet
         return True
 
     def _patched(self, patcher, unet):
@@ -175,6 +197,7 @@ class ForgeHost:
             self.handles.append(unet.register_forward_pre_hook(hook))
 
     def remove(self):
+        self.unet = None
         while self.handles:
             self.handles.pop().remove()
 
