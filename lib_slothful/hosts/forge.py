@@ -4,7 +4,7 @@ Current Forge (`backend`, 2024-08+), the 2024 Forge and reForge (`ldm_patched`) 
 attn1 patch protocol, so the engine plugs in directly; they differ only in where the sigma ->
 timestep map lives (`predictor` vs `model_sampling`).
 
-Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`,
+Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`, `refusal_compiled`,
 `CallView.neighbour` and the `TOLERANT_REPLACES` table); the engine applies the verdict
 (`patch.Neighbour`).  Inside an attn1 patch the options of the call do not show the other patches
 (the transformer block strips `patches` and `patches_replace` from them), so a read-only pre-hook on
@@ -45,6 +45,17 @@ def refusal_at_install(patcher) -> str | None:
     if swapped:
         return (f"another extension (LayerDiffuse?) replaced {len(swapped)} attn1 modules: "
                 "Slothful Attention is off for this pass")
+    return None
+
+
+def refusal_compiled(patcher) -> str | None:
+    """Forge Neo's Torch Compile (built-in sd_forge_compile) with its guard_filter_fn preset drops the
+    compiled graph's checks on transformer_options: the UNet, compiled once, ignores attn1 patches added
+    later (measured on Neo 5692d2d1: ours on gave the plain image).  Its other presets were not tried."""
+    config = getattr(getattr(patcher, "model", None), "_torch_compile_config", None) or ()
+    if "guard_filter_fn" in config:
+        return ("Torch Compile (guard_filter_fn) is on for this model: its compiled UNet ignores attention "
+                "patches, so Slothful Attention is off for this pass (turn Torch Compile off to use it)")
     return None
 
 
@@ -151,7 +162,7 @@ class ForgeHost:
                           "layers and is not a DiT family tried with this extension (Flux.1, Flux Kontext, "
                           "Chroma; Qwen-Image on Forge Neo); generating without Slothful Attention")
             return False
-        refusal = refusal_at_install(patcher)
+        refusal = refusal_at_install(patcher) or refusal_compiled(patcher)
         if refusal:
             self.run.note(refusal)
             return False
