@@ -3,7 +3,9 @@
     python -m benchmarks.dit --ceilings             # FLOP ceilings of every preset, whole denoiser
     python -m benchmarks.dit --blocks [--sizes 1024 2048] [--rounds 1] [--only LABEL ...] [--device cuda]
                                                     # one double and one single block, timed
-(A whole-denoiser timing is not written yet: it needs a GPU, 24 GB of bf16 weights at Flux's widths.)
+    python -m benchmarks.dit --model --device cuda [--sizes 2048] [--rounds 3]
+                                                    # the whole denoiser (24 GB of bf16 weights), timed
+    python -m benchmarks.dit --model --depth 1 1 --sizes 512   # the same path, 1 + 1 blocks: a CPU check
 
 Ceilings: unpatched / patched multiply-adds of the whole denoiser over a 20-call run at evenly
 spaced times (gate.RUN_TIMES), from lib_slothful/flops.py; at each size the unpatched count is first
@@ -14,11 +16,17 @@ the CPU), the unpatched block and each variant side by side in one process, in a
 round; speed-up = median unpatched time / median variant time.  A variant replaces the module's
 attention kernel by the engine (lib_slothful/joint.py) with the variant's plan at its peak time;
 its FLOP ceiling is the block's unpatched / patched multiply-adds (projections and MLP unchanged).
+Model: the whole stand-in denoiser (19 double, 38 single blocks, random weights at torch's default
+scale, bf16 on a GPU), unpatched and each variant side by side, rounds rotated; every double block
+runs the variant's In plan and every single block its Out plan at its peak time, as the adapter
+does; FLOP ceiling = flops.dit_ceiling at that time.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import math
 import statistics
 import time
 
@@ -152,6 +160,91 @@ def blocks(sizes, rounds, device, dtype, only=None):
     return rows
 
 
+def whole(sizes, rounds, device, dtype, only=None, depth=None):
+    shape, family = fx.FLUX_DEV, ARCH
+    if depth:  # fewer blocks, same widths: the FLOP model follows
+        shape = dataclasses.replace(shape, depth=depth[0], depth_single=depth[1])
+        family = dataclasses.replace(ARCH, blocks=(("double_blocks", "input", depth[0]), ("single_blocks", "output", depth[1])))
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        model = fx.IntegratedFluxTransformer2DModel(shape)
+    model = model.to(dtype).to_empty(device=device).eval()  # never the fp32 copy: 48 GB at Flux's widths
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2:
+                p.uniform_(-1 / math.sqrt(p[0].numel()), 1 / math.sqrt(p[0].numel()))
+            else:
+                p.fill_(1.0) if name.endswith(("norm.weight", "scale")) else p.zero_()
+    state = {"plan": None, "span": None}
+    host_kernel = fx.attention_function
+
+    def kernel(q, k, v, heads, mask=None, **kw):
+        if state["plan"] is None:
+            return host_kernel(q, k, v, heads, mask=mask, **kw)
+        B, H, L, D = q.shape
+        return attend(q, k, v, state["plan"], state["span"]).transpose(1, 2).reshape(B, L, H * D)
+
+    rows = []
+    fx.attention_function = kernel
+    try:
+        for px in sizes:
+            Hl = Wl = px // 8
+            h, w = family.grid(Hl, Wl)
+            state["span"] = Span(TEXT, h, w, TEXT + h * w)
+            g = torch.Generator(device="cpu").manual_seed(1)
+            x = torch.randn(1, 16, Hl, Wl, generator=g).to(device, dtype)
+            ctx = torch.randn(1, TEXT, shape.context, generator=g).to(device, dtype)
+            y = torch.randn(1, shape.vec, generator=g).to(device, dtype)
+            tests = [("unpatched", None, None)]
+            for label, s in variants()[:3] + [v for v in variants() if v[0].endswith("2048 px (Flux, Chroma)")]:
+                if not only or any(o in label for o in only):
+                    t = s["peak_time"]
+                    plans = {g_: plan_dit(s, g_, h, w, t) for g_ in ("input", "output")}
+                    plans = {g_: p if p is not None and p.changes_anything else None for g_, p in plans.items()}
+                    tests.append((label, plans,
+                                  flops.dit_ceiling(s, family, Hl, Wl, [t])))
+            hooks = []
+
+            def use(group):
+                def hook(module, args, kwargs=None):
+                    state["plan"] = current[0][group] if current[0] else None
+                return hook
+
+            current = [None]
+            hooks += [b.register_forward_pre_hook(use("input")) for b in model.double_blocks]
+            hooks += [b.register_forward_pre_hook(use("output")) for b in model.single_blocks]
+
+            def run():
+                with torch.no_grad():
+                    out = model(x, torch.full((1,), 0.5, device=device, dtype=dtype), ctx, y=y,
+                                guidance=torch.full((1,), 3.5, device=device, dtype=dtype))
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                return out
+
+            times = {label: [] for label, _, _ in tests}
+            if not torch.isfinite(run()).all():  # warm-up, and a guard against a meaningless timing
+                raise RuntimeError("the random denoiser overflowed")
+            for r in range(rounds):
+                order = tests[r % len(tests):] + tests[:r % len(tests)]
+                for label, plans, _ in order:
+                    current[0] = plans
+                    t0 = time.perf_counter()
+                    run()
+                    times[label].append(time.perf_counter() - t0)
+                    current[0] = None
+                log(f"  model {px} px round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
+            for hk in hooks:
+                hk.remove()
+            base = statistics.median(times["unpatched"])
+            for label, _, ceil in tests:
+                t = statistics.median(times[label])
+                rows.append((f"model {shape.depth}+{shape.depth_single}", px, label, t, base / t, ceil or 1.0))
+    finally:
+        fx.attention_function = host_kernel
+    return rows
+
+
 def blocks_table(rows, device, dtype, rounds):
     head = (f"Device: **{cpu_name() if device.type == 'cpu' else torch.cuda.get_device_name()}** "
             f"({device.type}, {torch.get_num_threads()} threads, {str(dtype).replace('torch.', '')}), "
@@ -171,6 +264,9 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--model", action="store_true", help="time the whole denoiser")
+    ap.add_argument("--depth", type=int, nargs=2, metavar=("DOUBLE", "SINGLE"),
+                    help="--model with fewer blocks (Flux.1-dev: 19 38)")
     ap.add_argument("--only", nargs="+", help="time only the variants whose label contains one of these")
     a = ap.parse_args()
     device = torch.device(a.device)
@@ -179,6 +275,10 @@ def main():
     if a.blocks:
         dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
         rows = blocks(a.sizes or [1024, 2048], a.rounds, device, dtype, a.only)
+        log(blocks_table(rows, device, dtype, a.rounds))
+    if a.model:
+        dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        rows = whole(a.sizes or [2048], a.rounds, device, dtype, a.only, a.depth)
         log(blocks_table(rows, device, dtype, a.rounds))
 
 

@@ -105,14 +105,16 @@ class DiTFamily:
     """One DiT family with joint text + image attention in every block (Flux-like: double-stream
     blocks, then single-stream blocks), as the hosts build it.
 
-    `blocks`: (kind, settings group, count) in model order: the model's `<kind>_blocks` list and the
-    block group whose settings (`in_` / `out_`) its blocks take; a kind listed twice is split in that
-    proportion (Qwen-Image's one stack: first half In, second half Out).  Kinds in `single` are
-    single-stream blocks (one MLP and projection for text and image together), the others
-    double-stream (one set per stream).  `classes`: the diffusion-model class names the hosts give
-    this family (Forge Neo, Forge, reForge).  `patch`: latent pixels per token side.
-    `text_tokens`: the text length the speed estimate assumes (Flux's T5 prompt: 512 tokens on
-    Forge; Neo pads to 256 and more for longer prompts)."""
+    `blocks`: (attribute, settings group, count) in model order: the model's block list
+    (`model.<attribute>`) and the block group whose settings (`in_` / `out_`) its blocks take; an
+    attribute listed twice is split in that proportion (Qwen-Image's one stack: first half In,
+    second half Out).  Lists in `single` hold single-stream blocks (one MLP and projection for text
+    and image together), the others double-stream (one set per stream).  `classes`: the
+    diffusion-model class names the hosts give this family (Forge Neo, Forge, reForge).  `patch`:
+    latent pixels per token side.  `text_tokens`: the text length the speed estimate assumes (Flux's
+    T5 prompt: 512 tokens on Forge; Neo pads to 256 and more for longer prompts).  `references`:
+    reference images' tokens may follow the grid (Flux Kontext, Qwen-Image Edit), so a joint call
+    may be longer than text + grid."""
     name: str
     hidden: int
     heads: int
@@ -125,11 +127,16 @@ class DiTFamily:
     guidance: bool = True  # a guidance embedder (Flux.1-dev)
     mlp_ratio: float = 4.0
     text_tokens: int = 512
-    single: tuple = ("single",)
+    single: tuple = ("single_blocks",)
+    references: bool = True
 
     def grid(self, H: int, W: int) -> tuple[int, int]:
         """Image tokens (rows, cols) of an H x W latent: patchify rounds up (the hosts pad)."""
         return -(-H // self.patch), -(-W // self.patch)
+
+    def outside(self, n: int, t: int) -> int:
+        """Tokens of a joint call outside an n-token grid, with t text tokens (no references)."""
+        return t
 
     @cached_property
     def layout(self) -> ModelLayout:
@@ -142,6 +149,35 @@ class DiTFamily:
                            patch=self.patch, text_tokens=self.text_tokens, family=self.name)
 
 
+@dataclass(frozen=True)
+class NextDiTFamily(DiTFamily):
+    """Forge Neo's NextDiT (webui/backend/nn/lumina.py 5692d2d1), which runs Lumina 2 / Neta-Lumina
+    and Z-Image: `refiners` text-only context-refiner layers (lumina.py:375-376) and as many
+    image-only noise-refiner layers (lumina.py:378-380), then the joint `layers` over [caption |
+    image] (lumina.py:382, 413-414), all single-stream blocks with one attention (q, k, v from one
+    projection, `kv_heads` K/V heads repeated to `heads`, lumina.py:61, 91-94) and a SwiGLU
+    feed-forward of width `ffn` (three matrices, lumina.py:100-115), modulated (but the context
+    refiner) from a `modulation`-wide vector (lumina.py:139-147, 203-206).  With `pad`, the caption
+    and the image segments are each padded up to a multiple of it with learned tokens appended after
+    them (lumina.py:351-353, 367-370; Z-Image's checkpoints have the pad tokens, detection.py:75-76).
+    Only the joint layers take settings; the refiner calls run untouched (README, DiT models)."""
+    vec_dim: int = 0
+    guidance: bool = False
+    single: tuple = ()
+    references: bool = False
+    kv_heads: int = 0
+    ffn: int = 0
+    refiners: int = 2
+    pad: int = 0
+    modulation: int = 1024
+
+    def outside(self, n: int, t: int) -> int:
+        """The padded caption and the image segment's pad tail."""
+        if not self.pad:
+            return t
+        return -(-t // self.pad) * self.pad + (-n) % self.pad
+
+
 SD1 = Family("SD1.x")
 SD2 = Family("SD2.x", num_heads=None, context_dim=1024)
 SDXL = Family("SDXL", channel_mult=(1, 2, 4), depth=(0, 2, 10), depth_middle=10, context_dim=2048,
@@ -149,7 +185,7 @@ SDXL = Family("SDXL", channel_mult=(1, 2, 4), depth=(0, 2, 10), depth_middle=10,
 FAMILIES = {f.name: f for f in (SD1, SD2, SDXL)}
 
 # Flux.1's widths (Forge Neo's detection: heads = hidden / 128; Forge and reForge hard-code them).
-_FLUX = dict(hidden=3072, heads=24, blocks=(("double", "input", 19), ("single", "output", 38)))
+_FLUX = dict(hidden=3072, heads=24, blocks=(("double_blocks", "input", 19), ("single_blocks", "output", 38)))
 FLUX = DiTFamily("Flux.1", **_FLUX, classes=("IntegratedFluxTransformer2DModel", "Flux"))
 # Chroma: Flux.1's blocks without the CLIP vector and guidance embedders (its modulation comes from a
 # small approximator network, under 0.1 % of the FLOPs at 1024 px, not counted)
@@ -159,16 +195,34 @@ CHROMA = DiTFamily("Chroma", **_FLUX, classes=("IntegratedChromaTransformer2DMod
 # 3584): per block the multiply-adds of Flux's double block; not checked by FlopCounterMode (no Qwen
 # stand-in at real width here).  Its text length varies with the prompt: 256 assumed.
 QWEN_IMAGE = DiTFamily("Qwen-Image", hidden=3072, heads=24,
-                       blocks=(("transformer", "input", 30), ("transformer", "output", 30)),
+                       blocks=(("transformer_blocks", "input", 30), ("transformer_blocks", "output", 30)),
                        classes=("QwenImageTransformer2DModel",), context_dim=3584, vec_dim=0, guidance=False,
                        text_tokens=256)
-DIT_FAMILIES = {f.name: f for f in (FLUX, CHROMA, QWEN_IMAGE)}
+# Z-Image (Turbo, Base) and Lumina 2 (Neta-Lumina, NetaYume) on Forge Neo: one class, NextDiT, told apart
+# by the head count Neo's detection gives it (modules_forge/packages/huggingface_guess/detection.py:54-76:
+# width 3840 -> 30 heads, 2304 -> 24); layer counts from the checkpoints' configs (Neo's
+# backend/huggingface/Tongyi-MAI/Z-Image-Turbo and neta-art/Neta-Lumina transformer/config.json).  The joint
+# layers split in halves like Qwen-Image's stack.  Text: the prompt in a chat or system template
+# (Qwen3-4B, Gemma-2-2B hidden states, no fixed length): 128 tokens assumed.
+Z_IMAGE = NextDiTFamily("Z-Image", hidden=3840, heads=30, blocks=(("layers", "input", 15), ("layers", "output", 15)),
+                        classes=("NextDiT",), context_dim=2560, text_tokens=128, kv_heads=30, ffn=10240, pad=32,
+                        modulation=256)
+LUMINA2 = NextDiTFamily("Lumina 2", hidden=2304, heads=24, blocks=(("layers", "input", 13), ("layers", "output", 13)),
+                        classes=("NextDiT",), context_dim=2304, text_tokens=128, kv_heads=8, ffn=9216)
+DIT_FAMILIES = {f.name: f for f in (FLUX, CHROMA, QWEN_IMAGE, Z_IMAGE, LUMINA2)}
+# what the accordion and the console name as supported DiTs (one sentence for both)
+DIT_SUPPORTED = ("the Flux.1, Flux Kontext and Chroma DiTs on Forge Neo, Forge and reForge, and Qwen-Image, "
+                 "Z-Image and Lumina 2 on Forge Neo")
 
 
 def dit_family_of_model(model) -> DiTFamily | None:
-    """The DiT family of a loaded diffusion model, by its class name."""
+    """The DiT family of a loaded diffusion model, by its class name; where one class runs several
+    families (Neo's NextDiT), by its head count too."""
     name = type(model).__name__
-    return next((f for f in DIT_FAMILIES.values() if name in f.classes), None)
+    found = [f for f in DIT_FAMILIES.values() if name in f.classes]
+    if len(found) > 1:
+        found = [f for f in found if f.heads == getattr(model, "n_heads", None)]
+    return found[0] if len(found) == 1 else None
 
 
 def family_of(layout) -> Family | DiTFamily | None:

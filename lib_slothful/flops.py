@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 from .arith import level_grid
-from .families import FAMILIES, DiTFamily, Family, family_of
+from .families import FAMILIES, DiTFamily, Family, NextDiTFamily, family_of
 from .params import validate
 from .plan import plan_model
 
@@ -188,9 +188,12 @@ def dit_macs(family: DiTFamily, H: int, W: int, text_tokens: int | None = None) 
     activations, softmax are not matmuls).  Per double-stream block: both streams' modulation
     2 x 6C^2, QKV 3C^2 L, output projection C^2 L, MLP 2 r C^2 L; per single-stream block:
     modulation 3C^2, linear1 (3 + r) C^2 L, linear2 (1 + r) C^2 L.  Checked against FlopCounterMode
-    on benchmarks/flux.py at Flux.1-dev's real widths (tests/test_dit_flops.py)."""
+    on benchmarks/flux.py at Flux.1-dev's real widths (tests/test_dit_flops.py).  NextDiT (Z-Image,
+    Lumina 2): `_nextdit_macs`."""
     h, w = family.grid(H, W)
     n, t, c = h * w, family.text_tokens if text_tokens is None else text_tokens, family.hidden
+    if isinstance(family, NextDiTFamily):
+        return _nextdit_macs(family, n, t)
     length, r = n + t, family.mlp_ratio
     rest = n * family.in_channels * family.patch ** 2 * c + t * family.context_dim * c  # img_in, txt_in
     rest += 256 * c + c * c  # time embedder
@@ -206,6 +209,34 @@ def dit_macs(family: DiTFamily, H: int, W: int, text_tokens: int | None = None) 
         core += count * 2.0 * length * length * c
     rest += 2 * c * c + n * c * family.in_channels * family.patch ** 2  # final layer
     return float(rest), core
+
+
+def _nextdit_macs(f: NextDiTFamily, n: int, t: int) -> tuple[float, float]:
+    """(rest, core) of one NextDiT call (webui/backend/nn/lumina.py), n grid and t caption tokens.
+    Embedders: timestep MLP 256 -> min(C, 1024) -> the modulation width M (lumina.py:283), caption
+    projection on the t unpadded tokens (lumina.py:284-287, 398), patch projection (lumina.py:247).
+    Per block on L tokens: q, k, v projection C (heads + 2 kv heads) d L, output projection C^2 L,
+    SwiGLU feed-forward 3 C F L, modulation 4 C M (not in the context refiner), attention products
+    2 L^2 C.  The refiners' products (caption: the padded caption; noise: grid + pad tail) are in
+    `rest`: they never change.  Final layer: modulation M C, projection over the whole joint
+    sequence (lumina.py:416).  Checked against FlopCounterMode on Neo's own NextDiT and on a
+    stand-in (tests/test_dit_zimage.py)."""
+    c, d = f.hidden, f.hidden // f.heads
+    cap = f.outside(0, t)  # the padded caption
+    img = n + f.outside(n, t) - cap  # grid + pad tail
+    joint = cap + img
+    t_dim = min(c, 1024)
+
+    def block(L, modulated):
+        return (4 * c * f.modulation if modulated else 0) + L * c * (f.heads + 2 * f.kv_heads) * d \
+            + L * f.heads * d * c + 3 * L * c * f.ffn
+
+    rest = 256 * t_dim + t_dim * f.modulation + t * f.context_dim * c + n * f.in_channels * f.patch ** 2 * c
+    rest += f.refiners * (block(cap, False) + 2.0 * cap * cap * c + block(img, True) + 2.0 * img * img * c)
+    layers = sum(count for _, _, count in f.blocks)
+    rest += layers * block(joint, True)
+    rest += f.modulation * c + joint * c * f.patch ** 2 * f.in_channels
+    return float(rest), layers * 2.0 * joint * joint * c
 
 
 def dit_core_macs(plan, n: int, t: int, c: int) -> float:
@@ -255,5 +286,6 @@ def dit_ceiling(settings, family: DiTFamily, H: int, W: int, times, text_tokens:
     for time in times:
         patched += rest
         for pg in plan_model(s, family.layout, H, W, time):
-            patched += pg.group.count * dit_core_macs(pg.plan, pg.h * pg.w, t, family.hidden)
+            n = pg.h * pg.w
+            patched += pg.group.count * dit_core_macs(pg.plan, n, family.outside(n, t), family.hidden)
     return (rest + core) * len(times) / patched

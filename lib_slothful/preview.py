@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .arith import latent_grid
-from .families import ModelLayout
+from .families import ModelLayout, family_of
 from .flops import dit_layer_macs, layer_macs
 from .params import validate
 from .plan import plan_model
@@ -46,8 +46,10 @@ def preview(settings: dict, layout: ModelLayout, width: int, height: int, time: 
     rows = []
     for pg in plan_model(s, layout, H, W, time):
         g = pg.group
-        if layout.patch:  # a DiT: the block's joint attention over text + image tokens
-            base, macs, nq, nkv, tiles = dit_layer_macs(pg.h * pg.w, layout.text_tokens, g.channels, pg.plan)
+        if layout.patch:  # a DiT: the block's joint attention over text (and pad) + image tokens
+            n = pg.h * pg.w
+            t = family_of(layout).outside(n, layout.text_tokens)
+            base, macs, nq, nkv, tiles = dit_layer_macs(n, t, g.channels, pg.plan)
         else:
             base, macs, nq, nkv, tiles = layer_macs(pg.h * pg.w, g.channels, pg.plan)
         rows.append(Row(g.block, g.level, g.count, (pg.w, pg.h), nq, nkv, tiles, base * g.count, macs * g.count))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import html as _html
 
 from . import gate
-from .families import DEFAULT_SIDE
+from .families import DEFAULT_SIDE, DIT_SUPPORTED
 from .infotext import paste_value
 from .params import AUTO_MIN_SPEEDUP, BY_KEY, DEFAULTS, PARAMS, Param, check_value, from_args, matches_preset, with_preset
 from .picture import legend, point_from_click, render, token_at, views
@@ -190,9 +190,7 @@ def preview_outputs(values, layout, width=DEFAULT_SIDE, height=DEFAULT_SIDE, poi
         return None, f"<p>{_html.escape(str(e))}</p>"
     if not layout.groups:  # loaded, and neither a UNet nor a DiT family the engine knows
         return None, (f"<p><b>{_html.escape(layout.name)}: not supported.</b> The extension leaves this "
-                      "model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, the Flux.1, Flux "
-                      "Kontext and Chroma DiTs on Forge Neo, Forge and reForge, and Qwen-Image on Forge "
-                      "Neo).</p>")
+                      f"model untouched (it knows SD1.x, SD2.x and SDXL-style UNets, {DIT_SUPPORTED}).</p>")
     vs = views(settings, layout, width, height)
     return render(vs, point), caption_html(settings, layout, width, height, vs, point)
 

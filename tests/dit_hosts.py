@@ -110,13 +110,205 @@ class QwenImageTransformer2DModel(nn.Module):
 """
 
 
-def install_qwen(monkeypatch) -> types.ModuleType:
-    """Neo's backend.attention (the kernel) and backend.nn.qwen (the model) stand-ins."""
+# Forge Neo's NextDiT (webui/backend/nn/lumina.py 5692d2d1: Z-Image, Lumina 2), written for these tests with
+# the same module layout, names and arithmetic: `attention_function` imported by name (lumina.py:11);
+# `JointAttention` (lumina.py:51-97): one qkv projection of `n_heads + 2 n_kv_heads` heads, RMSNorm on q
+# and k, RoPE, K/V heads repeated to `n_heads`, then the kernel with (B, heads, L, D) tensors, the mask
+# positional, `skip_reshape=True` and the options (lumina.py:95); the SwiGLU `FeedForward`
+# (lumina.py:100-115); `JointTransformerBlock` (lumina.py:118-188) with and without modulation;
+# `FinalLayer` (lumina.py:191-212); `NextDiT` (lumina.py:215-419): caption and image segments padded to
+# `pad_tokens_multiple` with the learned pad tokens appended after them (lumina.py:351-353, 367-370),
+# position ids [caption index + 1, 0, 0] and [cap_len + 1, row, col] (lumina.py:355-365), two context
+# refiner layers on the caption alone, two noise refiner layers on the image alone, then the joint
+# `layers` on [caption | image] (lumina.py:374-386, 413-414), the output cut to the grid and negated.
+# Differences: RoPE and the timestep sinusoids come from the Flux stand-in (benchmarks/flux.py: the same
+# rotation matrices as Neo's EmbedND / apply_rope, its EmbedND takes (theta, axes_dim) without `dim`);
+# no fp16 clamp, no pooled-CLIP projection (Neta's `clip_text_dim` path), no Nunchaku; the pad tokens start
+# random (Neo's start empty and are loaded); the defaults make a tiny Z-Image (30 heads of 10 channels;
+# Neo's are Z-Image's 3840 / 30 heads only through its detection, multiple_of 256).
+LUMINA = """
+import math
+import torch
+from torch import nn
+import torch.nn.functional as F
+from backend.attention import attention_function
+from backend.nn.flux import EmbedND, apply_rope
+
+
+def modulate(x, scale):
+    return x * (1 + scale.unsqueeze(1))
+
+
+def timestep_embedding(t, dim, max_period=10000):
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, hidden, freq=256, output_size=None):
+        super().__init__()
+        self.freq = freq
+        self.mlp = nn.Sequential(nn.Linear(freq, hidden), nn.SiLU(), nn.Linear(hidden, output_size or hidden))
+
+    def forward(self, t, dtype):
+        return self.mlp(timestep_embedding(t, self.freq).to(dtype))
+
+
+class JointAttention(nn.Module):
+    def __init__(self, dim, n_heads, n_kv_heads):
+        super().__init__()
+        self.n_local_heads, self.n_local_kv_heads = n_heads, n_kv_heads or n_heads
+        self.head_dim = dim // n_heads
+        self.qkv = nn.Linear(dim, (n_heads + 2 * self.n_local_kv_heads) * self.head_dim, bias=False)
+        self.out = nn.Linear(n_heads * self.head_dim, dim, bias=False)
+        self.q_norm, self.k_norm = nn.RMSNorm(self.head_dim), nn.RMSNorm(self.head_dim)
+
+    def forward(self, x, x_mask, freqs_cis, transformer_options={}):
+        b, L, _ = x.shape
+        h, kv, d = self.n_local_heads, self.n_local_kv_heads, self.head_dim
+        xq, xk, xv = torch.split(self.qkv(x), [h * d, kv * d, kv * d], dim=-1)
+        xq, xk, xv = xq.view(b, L, h, d), xk.view(b, L, kv, d), xv.view(b, L, kv, d)
+        xq, xk = apply_rope(self.q_norm(xq), self.k_norm(xk), freqs_cis)
+        rep = h // kv
+        xk = xk.unsqueeze(3).repeat(1, 1, 1, rep, 1).flatten(2, 3)
+        xv = xv.unsqueeze(3).repeat(1, 1, 1, rep, 1).flatten(2, 3)
+        out = attention_function(xq.movedim(1, 2), xk.movedim(1, 2), xv.movedim(1, 2), h, x_mask,
+                                 skip_reshape=True, transformer_options=transformer_options)
+        return self.out(out)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, multiple_of, ffn_dim_multiplier):
+        super().__init__()
+        hidden = int(ffn_dim_multiplier * dim)
+        hidden = multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+        self.w1, self.w2, self.w3 = nn.Linear(dim, hidden, bias=False), nn.Linear(hidden, dim, bias=False), \
+            nn.Linear(dim, hidden, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class JointTransformerBlock(nn.Module):
+    def __init__(self, dim, n_heads, n_kv_heads, multiple_of, ffn_dim_multiplier, modulation=True, z_image_modulation=False):
+        super().__init__()
+        self.attention = JointAttention(dim, n_heads, n_kv_heads)
+        self.feed_forward = FeedForward(dim, multiple_of, ffn_dim_multiplier)
+        self.attention_norm1, self.ffn_norm1 = nn.RMSNorm(dim, eps=1e-5), nn.RMSNorm(dim, eps=1e-5)
+        self.attention_norm2, self.ffn_norm2 = nn.RMSNorm(dim, eps=1e-5), nn.RMSNorm(dim, eps=1e-5)
+        self.modulation = modulation
+        if modulation:
+            mod = [nn.Linear(min(dim, 256), 4 * dim)] if z_image_modulation else [nn.SiLU(), nn.Linear(min(dim, 1024), 4 * dim)]
+            self.adaLN_modulation = nn.Sequential(*mod)
+
+    def forward(self, x, x_mask, freqs_cis, adaln_input=None, transformer_options={}):
+        if self.modulation:
+            scale_msa, gate_msa, scale_mlp, gate_mlp = self.adaLN_modulation(adaln_input).chunk(4, dim=1)
+            a = self.attention(modulate(self.attention_norm1(x), scale_msa), x_mask, freqs_cis, transformer_options)
+            x = x + gate_msa.unsqueeze(1).tanh() * self.attention_norm2(a)
+            f = self.feed_forward(modulate(self.ffn_norm1(x), scale_mlp))
+            return x + gate_mlp.unsqueeze(1).tanh() * self.ffn_norm2(f)
+        x = x + self.attention_norm2(self.attention(self.attention_norm1(x), x_mask, freqs_cis, transformer_options))
+        return x + self.ffn_norm2(self.feed_forward(self.ffn_norm1(x)))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim, patch, out, z_image_modulation):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, patch * patch * out)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(min(dim, 256 if z_image_modulation else 1024), dim))
+
+    def forward(self, x, c):
+        return self.linear(modulate(self.norm_final(x), self.adaLN_modulation(c)))
+
+
+class NextDiT(nn.Module):
+    def __init__(self, patch_size=2, in_channels=16, dim=300, n_layers=2, n_refiner_layers=2, n_heads=30,
+                 n_kv_heads=None, multiple_of=16, ffn_dim_multiplier=8.0 / 3.0, cap_feat_dim=32,
+                 axes_dims=(2, 4, 4), rope_theta=256.0, z_image_modulation=True, time_scale=1000.0,
+                 pad_tokens_multiple=32):
+        super().__init__()
+        self.in_channels = self.out_channels = in_channels
+        self.patch_size, self.time_scale, self.pad_tokens_multiple = patch_size, time_scale, pad_tokens_multiple
+        self.x_embedder = nn.Linear(patch_size * patch_size * in_channels, dim)
+        block = lambda **kw: JointTransformerBlock(dim, n_heads, n_kv_heads, multiple_of, ffn_dim_multiplier, **kw)
+        self.noise_refiner = nn.ModuleList(block(z_image_modulation=z_image_modulation) for _ in range(n_refiner_layers))
+        self.context_refiner = nn.ModuleList(block(modulation=False) for _ in range(n_refiner_layers))
+        self.t_embedder = TimestepEmbedder(min(dim, 1024), output_size=256 if z_image_modulation else None)
+        self.cap_embedder = nn.Sequential(nn.RMSNorm(cap_feat_dim, eps=1e-5), nn.Linear(cap_feat_dim, dim))
+        self.layers = nn.ModuleList(block(z_image_modulation=z_image_modulation) for _ in range(n_layers))
+        self.final_layer = FinalLayer(dim, patch_size, in_channels, z_image_modulation)
+        if pad_tokens_multiple is not None:
+            self.x_pad_token = nn.Parameter(torch.randn(1, dim))
+            self.cap_pad_token = nn.Parameter(torch.randn(1, dim))
+        assert dim // n_heads == sum(axes_dims)
+        self.rope_embedder = EmbedND(rope_theta, list(axes_dims))
+        self.dim, self.n_heads = dim, n_heads
+
+    def _pad(self, x, token):
+        extra = (-x.shape[1]) % self.pad_tokens_multiple
+        return torch.cat((x, token.to(x).unsqueeze(0).repeat(x.shape[0], extra, 1)), dim=1), extra
+
+    def forward(self, x, timesteps, context, num_tokens=None, attention_mask=None, transformer_options={}, **kwargs):
+        b, c, h, w = x.shape
+        p = self.patch_size
+        x = F.pad(x, (0, (-w) % p, 0, (-h) % p))
+        adaln = self.t_embedder((1.0 - timesteps) * self.time_scale, dtype=x.dtype)
+        cap = self.cap_embedder(context)
+        if self.pad_tokens_multiple is not None:
+            cap, _ = self._pad(cap, self.cap_pad_token)
+        cl = cap.shape[1]
+        cap_ids = torch.zeros(b, cl, 3, device=x.device)
+        cap_ids[:, :, 0] = torch.arange(cl, device=x.device) + 1.0
+        H, W = x.shape[2] // p, x.shape[3] // p
+        x = self.x_embedder(x.view(b, c, H, p, W, p).permute(0, 2, 4, 3, 5, 1).flatten(3).flatten(1, 2))
+        x_ids = torch.zeros(b, H * W, 3, device=x.device)
+        x_ids[:, :, 0] = cl + 1
+        x_ids[:, :, 1] = torch.arange(H, device=x.device).view(-1, 1).repeat(1, W).flatten()
+        x_ids[:, :, 2] = torch.arange(W, device=x.device).view(1, -1).repeat(H, 1).flatten()
+        if self.pad_tokens_multiple is not None:
+            x, extra = self._pad(x, self.x_pad_token)
+            x_ids = F.pad(x_ids, (0, 0, 0, extra))
+        freqs = self.rope_embedder(torch.cat((cap_ids, x_ids), dim=1)).movedim(1, 2).to(x.dtype)
+        for layer in self.context_refiner:
+            cap = layer(cap, attention_mask, freqs[:, :cl], transformer_options=transformer_options)
+        for layer in self.noise_refiner:
+            x = layer(x, None, freqs[:, cl:], adaln, transformer_options=transformer_options)
+        x = torch.cat((cap, x), dim=1)
+        for layer in self.layers:
+            x = layer(x, None, freqs, adaln, transformer_options=transformer_options)
+        x = self.final_layer(x, adaln)[:, cl:cl + H * W]
+        x = x.view(b, H, W, p, p, self.out_channels).permute(0, 5, 1, 3, 2, 4).reshape(b, self.out_channels, H * p, W * p)
+        return -x[:, :, :h, :w]
+"""
+
+
+def install_lumina(monkeypatch) -> types.ModuleType:
+    """Neo's backend.attention (the kernel), backend.nn.flux (RoPE) and backend.nn.lumina (NextDiT)
+    stand-ins."""
+    _neo_kernel(monkeypatch)
+    lumina = _module("backend.nn.lumina", monkeypatch)
+    exec(compile(LUMINA, "<backend.nn.lumina stand-in>", "exec"), lumina.__dict__)
+    lumina.Model, lumina.KERNEL = lumina.NextDiT, "attention_function"
+    return lumina
+
+
+def _neo_kernel(monkeypatch):
+    """backend.nn.flux and backend.attention, the kernel defined in the latter (as on Neo)."""
     flux = _flux("backend.nn.flux", monkeypatch)
     kernels = _module("backend.attention", monkeypatch)
     kernel = flux.attention_function
     kernel.__module__ = "backend.attention"
-    kernels.attention_function = kernel
+    kernels.attention_function = kernels.attention_pytorch = kernel
+    return flux
+
+
+def install_qwen(monkeypatch) -> types.ModuleType:
+    """Neo's backend.attention (the kernel) and backend.nn.qwen (the model) stand-ins."""
+    _neo_kernel(monkeypatch)
     qwen = _module("backend.nn.qwen", monkeypatch)
     exec(compile(QWEN, "<backend.nn.qwen stand-in>", "exec"), qwen.__dict__)
     qwen.Model, qwen.KERNEL = qwen.QwenImageTransformer2DModel, "attention_function"
@@ -146,11 +338,7 @@ def _flux(name, monkeypatch):
 def install(host: str, monkeypatch) -> types.ModuleType:
     """Register the host's modules; returns the module that holds the model class and the seam."""
     if host == "neo":
-        flux = _flux("backend.nn.flux", monkeypatch)
-        kernels = _module("backend.attention", monkeypatch)
-        kernel = flux.attention_function
-        kernel.__module__ = "backend.attention"
-        kernels.attention_function = kernels.attention_pytorch = kernel
+        flux = _neo_kernel(monkeypatch)
         flux.Model = flux.IntegratedFluxTransformer2DModel
         flux.KERNEL = "attention_function"
         return flux

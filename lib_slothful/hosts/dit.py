@@ -15,16 +15,24 @@ calls a kernel it looks up in its own module globals at call time:
 So the one global `attention_function` / `optimized_attention` of that module is the seam for Flux,
 Flux Kontext and Chroma: q, k, v arrive as (B, heads, L, D) after RoPE, the output leaves as
 (B, L, heads * D).  The 2024 Forge (bfee03d8) has no DiT at all (UNet-only `ldm_patched`).
+Neo's Qwen-Image (`backend.nn.qwen`) and NextDiT (`backend.nn.lumina`: Z-Image, Lumina 2) modules
+import the kernel by name the same way (qwen.py:13, lumina.py:11).  NextDiT calls it three ways from
+one `JointAttention.forward` (lumina.py:95: after RoPE, K/V heads already repeated, mask positional):
+text-only in the context refiner, image-only in the noise refiner, joint [caption | image] in the main
+`layers`; only the last take settings (the refiners' blocks get no group hook: their calls run the
+host's kernel), and a joint call must be exactly the padded caption + grid + the image's pad tail.
 
 Scope in time.  The kernel is swapped in by a pre-hook on the diffusion model and put back by a hook
 after it that runs also when the call raises (`always_call`), so the host's function is replaced only
 while the DiT runs, and never left behind by an error or an interrupt; `remove()` takes the hooks off.
 The pre-hook reads what the attention call cannot see: the latent's size (the h x w grid after 2 x 2
-patchify, rounded up as the hosts pad), the text length (`context.shape[1]`: the sequence is [text |
-image | Kontext references]), and the noise level (`transformer_options["sigmas"]`, else the timestep,
-which is sigma for Flux and Chroma on all three hosts).  Pre-hooks on the double and single blocks say
-which settings group a call belongs to.  A call whose length is not text + grid (+ references), or
-that brings a mask, runs the host's kernel untouched.
+patchify, rounded up as the hosts pad), the text length (`context.shape[1]`, padded up to the model's
+`pad_tokens_multiple` where it has one: the sequence is [text | image | Kontext references, or
+NextDiT's image pad tokens]), and the noise level (`transformer_options["sigmas"]`, else the timestep,
+which is sigma for Flux and Chroma on all three hosts, and for Z-Image and Lumina 2 on Neo: a flow
+predictor of multiplier 1, k_prediction.py:206-207, model_list.py Lumina2 / ZImage).  Pre-hooks on the blocks of the family's table say
+which settings group a call belongs to.  A call whose length is not text + grid (+ references, or
+NextDiT's pad tail exactly), or that brings a mask, runs the host's kernel untouched.
 
 Neighbours: a generation where another tool owns the same place stands down with one console line:
 - the kernel global or the RoPE attention function is not the host's own (another extension replaced
@@ -45,7 +53,7 @@ from dataclasses import dataclass
 import torch
 
 from lib_slothful.arith import clip
-from lib_slothful.families import DIT_FAMILIES, DiTFamily
+from lib_slothful.families import DiTFamily, dit_family_of_model
 from lib_slothful.joint import Span, attend
 from lib_slothful.params import validate
 from lib_slothful.patch import PatchState
@@ -73,18 +81,21 @@ _REFORGE = Seam("ldm_patched.ldm.flux.math", "optimized_attention", ("ldm_patche
                 (("ldm_patched.ldm.flux.layers", "attention"), ("ldm_patched.ldm.chroma.layers", "attention")),
                 "ldm_patched.ldm.flux.math")
 
-# diffusion-model class -> (family in families.DIT_FAMILIES, seam).  Forge Neo and Forge name their
-# classes alike and share the seam; reForge keeps ComfyUI's names.
+# diffusion-model class -> seam (the family: families.dit_family_of_model).  Forge Neo and Forge name
+# their classes alike and share the seam; reForge keeps ComfyUI's names.
 SEAMS = {
-    "IntegratedFluxTransformer2DModel": ("Flux.1", _FORGE),  # Neo flux.py:349, Forge flux.py:326
-    "IntegratedChromaTransformer2DModel": ("Chroma", _FORGE),  # Neo chroma.py:87, Forge chroma.py
-    "Flux": ("Flux.1", _REFORGE),  # reForge ldm_patched/ldm/flux/model.py:37
-    "Chroma": ("Chroma", _REFORGE),  # reForge ldm_patched/ldm/chroma/model.py:46
+    "IntegratedFluxTransformer2DModel": _FORGE,  # Neo flux.py:349, Forge flux.py:326
+    "IntegratedChromaTransformer2DModel": _FORGE,  # Neo chroma.py:87, Forge chroma.py
+    "Flux": _REFORGE,  # reForge ldm_patched/ldm/flux/model.py:37
+    "Chroma": _REFORGE,  # reForge ldm_patched/ldm/chroma/model.py:46
     # Neo webui/backend/nn/qwen.py:335; Attention.forward calls the global with (B, L, heads * D)
     # tensors after RoPE, [text | image | edit references] (qwen.py:13, 222-234); no module-level
     # RoPE attention function to check.  reForge and Forge have no Qwen-Image.
-    "QwenImageTransformer2DModel": ("Qwen-Image", Seam("backend.nn.qwen", "attention_function",
-                                                       ("backend.attention",), (), "backend.nn.qwen")),
+    "QwenImageTransformer2DModel": Seam("backend.nn.qwen", "attention_function", ("backend.attention",), (),
+                                        "backend.nn.qwen"),
+    # Neo webui/backend/nn/lumina.py:215 (loader.py:394-406 builds it for Z-Image and Lumina 2; Nunchaku's
+    # Z-Image renames the class, svdq.py:1064-1068, and stays unsupported); RoPE inside JointAttention.
+    "NextDiT": Seam("backend.nn.lumina", "attention_function", ("backend.attention",), (), "backend.nn.lumina"),
 }
 # the model methods the block caches and TeaCache swap at class level
 _FORWARDS = ("forward", "inner_forward", "forward_orig")
@@ -92,8 +103,8 @@ _FORWARDS = ("forward", "inner_forward", "forward_orig")
 
 def family_and_seam(model) -> tuple[DiTFamily, Seam] | None:
     """(family, seam) of a loaded diffusion model, by its class, or None."""
-    found = SEAMS.get(type(model).__name__)
-    return None if found is None else (DIT_FAMILIES[found[0]], found[1])
+    seam, family = SEAMS.get(type(model).__name__), dit_family_of_model(model)
+    return None if seam is None or family is None else (family, seam)
 
 
 def diffusion_model(sd_model):
@@ -157,14 +168,14 @@ def foreign_wrapper(patcher) -> str | None:
 
 
 def block_groups(model, arch: DiTFamily):
-    """(block module, settings group) of every block of the model, from the family's table: a kind
-    listed once gives all its blocks one group; a kind listed more than once is split in the
+    """(block module, settings group) of every block of the model, from the family's table: a list
+    named once gives all its blocks one group; a list named more than once is split in the
     table's proportions (whatever the model's real block count: test models have fewer)."""
     parts: dict = {}
-    for kind, group, count in arch.blocks:
-        parts.setdefault(kind, []).append((group, count))
-    for kind, groups in parts.items():
-        blocks = list(getattr(model, f"{kind}_blocks", ()))
+    for attr, group, count in arch.blocks:
+        parts.setdefault(attr, []).append((group, count))
+    for attr, groups in parts.items():
+        blocks = list(getattr(model, attr, ()))
         total, start, seen = sum(c for _, c in groups), 0, 0
         for group, count in groups:
             seen += count
@@ -176,12 +187,14 @@ def block_groups(model, arch: DiTFamily):
 
 @dataclass
 class Call:
-    """What the attention calls of one DiT forward need: the grid, the text length, time, group."""
+    """What the attention calls of one DiT forward need: the grid, the text length (padded), time,
+    group; `tail`: the exact number of tokens after the grid, or None where references may follow."""
     text: int
     h: int
     w: int
     time: float
     group: str | None = None
+    tail: int | None = None
 
 
 def _args(args, kwargs):
@@ -303,7 +316,11 @@ class DiTHost:
             # the model's own patch size where it has one (Neo's Flux.2 builds this class with patch 1)
             patch = int(getattr(module, "patch_size", self.arch.patch))
             h, w = -(-int(x.shape[2]) // patch), -(-int(x.shape[3]) // patch)
-            self.call = Call(int(context.shape[1]), h, w, time)
+            # NextDiT pads the caption and the image segment up to a multiple (lumina.py:351-353, 367-370)
+            pad = int(getattr(module, "pad_tokens_multiple", None) or 1)
+            text = -(-int(context.shape[1]) // pad) * pad
+            tail = None if self.arch.references else (-h * w) % pad
+            self.call = Call(text, h, w, time, tail=tail)
             setattr(self.module, self.seam.kernel, self.kernel)
         except Exception as e:  # never fail a generation
             self.call = None
@@ -344,9 +361,10 @@ class DiTHost:
                 q, k, v = (t.view(B, L, heads, HD // heads).transpose(1, 2) for t in (q, k, v))
             B, H, L, D = q.shape
             n = call.h * call.w
-            if k.shape[2] != L or L < call.text + n:
+            if k.shape[2] != L or L < call.text + n or (call.tail is not None and L != call.text + n + call.tail):
                 self.state.note(f"an attention call of {L} tokens does not hold {call.text} text + "
-                                f"{call.h}x{call.w} image tokens; it runs untouched")
+                                f"{call.h}x{call.w} image tokens" + (f" + {call.tail} pad tokens" if call.tail else "")
+                                + "; it runs untouched")
                 return self.orig(*args, **kwargs)
             plan = plan_dit(self.settings, call.group, call.h, call.w, call.time)
             if not plan.changes_anything:

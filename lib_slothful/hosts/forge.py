@@ -15,6 +15,7 @@ would be with no patch registered (a registered attn1 patch otherwise makes Forg
 from __future__ import annotations
 
 from lib_slothful import build_patches
+from lib_slothful.families import DIT_SUPPORTED
 from lib_slothful.patch import Neighbour
 
 from .common import attention_levels, attn1_layers, model_channels
@@ -159,8 +160,8 @@ class ForgeHost:
         unet = patcher.model.diffusion_model
         if not attn1_layers(unet):
             self.run.note(f"{type(unet).__name__} is not supported: it has no UNet self-attention (attn1) "
-                          "layers and is not a DiT family tried with this extension (Flux.1, Flux Kontext, "
-                          "Chroma; Qwen-Image on Forge Neo); generating without Slothful Attention")
+                          f"layers and is not a DiT family tried with this extension ({DIT_SUPPORTED}); "
+                          "generating without Slothful Attention")
             return False
         refusal = refusal_at_install(patcher) or refusal_compiled(patcher)
         if refusal:

@@ -24,7 +24,19 @@ TITLE = "Slothful Attention"
 ENTRY = re.compile(r"(?:^|[\s,])Slothful Attention: ([^,\n]*)")
 PROMPT = "a photo of a cat sitting on a red chair"
 SEED = 1234
-SIZES = {"sd1": (256, 256), "sdxl": (320, 256)}  # SDXL: > 16 tokens on one side of its first attention level
+SIZES = {"sd1": (256, 256), "sdxl": (320, 256),  # SDXL: > 16 tokens on one side of its first attention level
+         # DiTs (2x2 patches of the 1/8 latent): 20x16 image tokens, two 16-token tiles across
+         "flux": (320, 256), "chroma": (320, 256)}
+DIT = ("flux", "chroma")  # the DiT families the suite knows (tests/e2e/test_e2e_dit.py)
+# A DiT's request: a flow sampler, no negative pass (a CFG of 1; Flux's own guidance is distilled) and
+# one fixed prompt, since its T5-XXL takes minutes per new prompt, size or step count on a CPU.
+DIT_FIELDS = {"sampler_name": "Euler", "scheduler": "Simple", "cfg_scale": 1.0, "distilled_cfg_scale": 3.5}
+
+
+def family_of(model: str) -> str:
+    """The family from the checkpoint's name (SLOTHFUL_E2E_FAMILY says it when the name does not)."""
+    name = model.lower()
+    return next((f for f in DIT if f in name), None) or ("sdxl" if "xl" in name else "sd1")
 
 
 def env_int(name, default):
@@ -138,8 +150,7 @@ class WebUI:
         self.scripts = self.get("/sdapi/v1/scripts")
         self.host = self.detect_host()
         self.model = self.options.get("sd_model_checkpoint") or "?"
-        self.family = os.environ.get("SLOTHFUL_E2E_FAMILY", "").strip() or (
-            "sdxl" if "xl" in self.model.lower() else "sd1")
+        self.family = os.environ.get("SLOTHFUL_E2E_FAMILY", "").strip() or family_of(self.model)
         self.width, self.height = SIZES[self.family]
 
     # -- HTTP ------------------------------------------------------------------------------------
@@ -213,6 +224,8 @@ class WebUI:
              "steps": STEPS, "sampler_name": "Euler a", "cfg_scale": 7.0, "width": self.width,
              "height": self.height, "batch_size": 1, "n_iter": 1,
              "save_images": False, "send_images": True, "do_not_save_samples": True, "do_not_save_grid": True}
+        if self.family in DIT:
+            p.update(DIT_FIELDS)
         p.update(fields)
         return p
 
@@ -261,8 +274,10 @@ class WebUI:
         return r
 
     def alive(self) -> Result:
-        """A tiny good request (64 px, one step): the server still serves."""
-        return self.txt2img(self.payload(width=64, height=64, steps=1), fresh=True, what="tiny good request")
+        """A tiny good request (64 px, one step): the server still serves.  On a DiT the suite's own size
+        and steps: the host keeps one text encoding, for one size and step count."""
+        tiny = {} if self.family in DIT else {"width": 64, "height": 64, "steps": 1}
+        return self.txt2img(self.payload(**tiny), fresh=True, what="tiny good request")
 
     def describe(self) -> str:
         return f"{self.host} / {self.model} ({self.family}, {self.width}x{self.height}, {STEPS} steps)"

@@ -129,6 +129,13 @@ NEIGHBOURS = {
         "neo": {"script": "NAG - Normalized Attention Guidance",
                 "args": [True, 3.0, "L2", 1.5, "middle", 0, 0.0, 1.0, False]},
     },
+    "spectrum": {
+        # hirorohi03/sd-webui-forge-spectrum (third-party port of Neo's Spectrum Integrated): a
+        # model_function_wrapper that forecasts the model's output on some steps instead of calling it.
+        # enable, w, m, lam, window size, flex window, warmup steps, stop caching step, calibration, strength;
+        # warmup 1 so that a 4-step run forecasts at all
+        "neo": {"script": "Calibrated Spectrum", "args": [True, 0.25, 6, 0.5, 2, 0.0, 1, 0.9, True, 0.5]},
+    },
     # Forge Neo's Refiner (fast and full) is not a neighbour of the same kind: tests/e2e/test_e2e_refiner.py
 }
 # fmt: on

@@ -14,6 +14,8 @@
 #   SLOTHFUL_REF    the commit / branch / tag of it to check out (default: its HEAD)
 #   NEIGHBOURS=0    do not install the neighbour extensions
 #   REAL_SD15=1     also make bench-sd15 (real SD1.5 widths, about 2 GiB, a few minutes)
+#   REAL_SDXL=1     forge, neo: also make bench-sdxl (real SDXL widths, fp8, 3.2 GiB, about 9 GB of memory while
+#                   it is made; running it needs a machine with memory to spare)
 #   PYTHON          a Python 3.11 (default python3.11, else python3)
 #   TORCH_SPEC      the torch requirement(s) tried in turn (default: torch==2.13.0+cpu torch==2.13.0)
 set -euo pipefail
@@ -39,6 +41,9 @@ LDM_REPOS=(
 REGIONAL_PROMPTER="hako-mikan/sd-webui-regional-prompter be623452203b396ed87b85583a3cfd56e8157214"
 LAYERDIFFUSE="lllyasviel/sd-forge-layerdiffuse b1e66511e3a405a9e671da0755fc5356e033e97f"
 REAL_SD15_MODEL=$([ "${REAL_SD15:-0}" = 1 ] && echo sd15 || true)   # make_models.py also makes bench-sd15
+REAL_SDXL_MODEL=$([ "${REAL_SDXL:-0}" = 1 ] && echo sdxl || true)   # ... and bench-sdxl (backend hosts only)
+case "$HOST:$REAL_SDXL_MODEL" in a1111:sdxl|reforge:sdxl)  # ldm classes build it in fp32: about 14 GB
+  echo "[setup] REAL_SDXL=1 is for forge and neo only; $HOST gets no bench-sdxl" >&2 ;; esac
 NAG="MisterChief95/sd-forge-nag ade6b37979eeb12b0c2790aa431d9bf2d2999440"   # Normalized Attention Guidance
 
 # ldm_repositories W: the repositories/ an A1111-generation WebUI pins in modules/launch_utils.py
@@ -89,7 +94,7 @@ setup_forge() {
   pipc -r "$H/requirements-bench.txt"
   tv_shim
   "$VP" "$BENCH/make_models.py" backend --flavour forge --webui "$W" --target "$H" rw-sd15 rw-sdxl \
-    $REAL_SD15_MODEL
+    $REAL_SD15_MODEL $REAL_SDXL_MODEL
   install_extension "$W/extensions"
   set -- $LAYERDIFFUSE; neighbour "$W/extensions" "$1" "$2"
   set -- $NAG; neighbour "$W/extensions" "$1" "$2"
@@ -108,7 +113,7 @@ setup_neo() {
   pipc -r "$H/requirements-bench.txt"
   tv_shim
   "$VP" "$BENCH/make_models.py" backend --flavour neo --webui "$W" --target "$H" rw-sd15 rw-sdxl rw-sd15-refiner \
-    $REAL_SD15_MODEL
+    $REAL_SD15_MODEL $REAL_SDXL_MODEL
   # twins for tests/e2e/test_e2e_refiner.py: the same weights under another name (a refiner swap that changes nothing)
   for m in rw-sd15 rw-sdxl; do ln -f "$W/models/Stable-diffusion/$m.safetensors" "$W/models/Stable-diffusion/$m-twin.safetensors"; done
   install_extension "$W/extensions"

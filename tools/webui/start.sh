@@ -8,17 +8,22 @@
 #   CHECKPOINT  a file name in models/Stable-diffusion, with or without .safetensors (default: the bench's
 #               SD1 model of that WebUI). Forge Neo has no --ckpt flag: the bench writes sd_model_checkpoint
 #               into its config.json before the start.
+# bench.env may set DATA_DIR (Neo: a second data dir, passed as --data-dir: its own config.json, models,
+# extensions, outputs and tmp beside the same code and venv; relative to TARGET_DIR).
 # Variables: OMP_NUM_THREADS (default 1: steadier on a shared machine), WAIT (seconds, default 600).
 # Writes TARGET_DIR/webui-PORT.log and TARGET_DIR/webui-PORT.pid; stop it with stop.sh TARGET_DIR [PORT].
 set -euo pipefail
 BENCH="$(cd "$(dirname "$0")" && pwd)"
 [ $# -ge 1 ] && [ -f "$1/bench.env" ] || { echo "usage: $0 TARGET_DIR (built by setup.sh) [PORT] [CHECKPOINT] [FLAGS...]" >&2; exit 2; }
 H="$(cd "$1" && pwd)"; shift
-source "$H/bench.env"   # HOST, WEBUI (folder), PORT, CKPT (defaults)
+DATA_DIR=""
+source "$H/bench.env"   # HOST, WEBUI (folder), PORT, CKPT (defaults), DATA_DIR (optional)
 PORT="${1:-$PORT}"; CKPT="${2:-$CKPT}"; shift $(( $# < 2 ? $# : 2 ))
 W="$H/$WEBUI"
+D="$W"; DATA_ARGS=()
+if [ -n "$DATA_DIR" ]; then D="$(cd "$H" && cd "$DATA_DIR" && pwd)"; DATA_ARGS=(--data-dir "$D"); fi
 case "$CKPT" in *.safetensors|*.ckpt) ;; *) CKPT="$CKPT.safetensors" ;; esac
-[ -e "$W/models/Stable-diffusion/$CKPT" ] || { echo "checkpoint not found: $W/models/Stable-diffusion/$CKPT" >&2; exit 1; }
+[ -e "$D/models/Stable-diffusion/$CKPT" ] || { echo "checkpoint not found: $D/models/Stable-diffusion/$CKPT" >&2; exit 1; }
 PIDF="$H/webui-$PORT.pid"; LOG="$H/webui-$PORT.log"
 if [ -f "$PIDF" ] && kill -0 "$(cat "$PIDF")" 2>/dev/null; then echo "already running: pid $(cat "$PIDF") on port $PORT" >&2; exit 1; fi
 if curl -s -o /dev/null "http://127.0.0.1:$PORT/"; then echo "port $PORT is taken by another server" >&2; exit 1; fi
@@ -37,7 +42,7 @@ case "$HOST" in
           --no-download-sd-model --ckpt "models/Stable-diffusion/$CKPT") ;;
   neo)
     # no --ckpt: the checkpoint comes from config.json
-    ( cd "$W" && "$H/venv/bin/python" - "$W/config.json" "$CKPT" ) <<'EOF'
+    ( cd "$W" && "$H/venv/bin/python" - "$D/config.json" "$CKPT" ) <<'EOF'
 import json, os, re, sys
 path, ckpt = sys.argv[1], sys.argv[2]
 cfg = json.load(open(path)) if os.path.exists(path) else {}
@@ -55,7 +60,7 @@ EOF
   *) echo "unknown HOST $HOST in $H/bench.env" >&2; exit 1 ;;
 esac
 cd "$W"
-setsid nohup "$H/venv/bin/python" launch.py "${ARGS[@]}" --api --port "$PORT" "$@" > "$LOG" 2>&1 < /dev/null &
+setsid nohup "$H/venv/bin/python" launch.py "${ARGS[@]}" "${DATA_ARGS[@]}" --api --port "$PORT" "$@" > "$LOG" 2>&1 < /dev/null &
 echo $! > "$PIDF"
 echo "$HOST pid $(cat "$PIDF"), port $PORT, checkpoint $CKPT, log $LOG"
 for i in $(seq 1 "${WAIT:-600}"); do
