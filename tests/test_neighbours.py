@@ -374,3 +374,19 @@ def test_forge_a_patch_before_ours_gets_one_console_line(unet, inputs, settings)
     (out,), entry, notes = forge_generate(unet, inputs, settings, before=tome_like)
     assert torch.equal(out, alone) and entry is None
     assert len(notes) == 1 and "another attn1 patch" in notes[0], notes
+
+
+def test_forge_neo_torch_compile_guard_filter_fn_stands_us_down(unet, inputs):
+    """Forge Neo's Torch Compile marks the KModel with its preset (`_torch_compile_config`); with
+    guard_filter_fn the compiled UNet ignores patches added later, so ours stays off, says why and writes
+    no entry.  The stand-in compiles nothing: only the mark is set, as Neo's script sets it."""
+    def compiled(preset):
+        def mark(patcher):
+            patcher.model._torch_compile_config = (preset,)
+        return mark
+    base = neighbour_only(unet, inputs)[0]
+    (out,), entry, notes = forge_generate(unet, inputs, NSA, before=compiled("guard_filter_fn"))
+    assert torch.equal(out, base) and entry is None
+    assert any("Torch Compile (guard_filter_fn)" in n for n in notes)
+    (out,), entry, notes = forge_generate(unet, inputs, NSA, before=compiled("dynamic"))
+    assert not torch.equal(out, base) and entry is not None and not notes

@@ -240,3 +240,51 @@ def test_forge_adapter_matches_the_a1111_hooks(shape, settings):
         via_forge = run(x, sigma, [ctx] * unet.shape.depth, **extra)
     c.postprocess(fp)
     assert torch.equal(via_forge, via_hooks) and hook_count(unet) == 0
+
+
+def test_forge_adapter_follows_a_refiner_model():
+    """Forge Neo's default refiner loads the refiner as another model with a fresh patcher in the middle
+    of a pass (the stand-in's `sd_model` objects; Neo swaps `shared.sd_model`, which `current_model`
+    gives): the adapter patches that patcher too, and the refiner's UNet then gives what the A1111 hooks
+    give on it.  The fast refiner keeps the same patched clone: nothing is cloned again."""
+    import forge_standin as fs
+
+    base_unet, refiner_unet = build_unet(SD15_TINY), build_unet(SD15_TINY, seed=5)
+    x, _, ctx, y = unet_inputs(refiner_unet, 2, 40, 56)
+    ts, sigma = torch.full((2,), 400.0), fs.sigma_at(400)
+    c = new_controller()
+    p = make_p(refiner_unet)
+    c.process(p, args(**NSA))
+    c.before_sampling(p)
+    via_hooks = call_unet(refiner_unet, x, ts, ctx, y)
+    c.postprocess(p)
+
+    def forge_model(unet):
+        return SimpleNamespace(forge_objects=SimpleNamespace(unet=fs.Patcher(unet)))
+
+    current = [forge_model(base_unet)]
+    c = new_controller(current_model=lambda: current[0])
+    fp = SimpleNamespace(sd_model=current[0], extra_generation_params={}, is_hr_pass=False)
+    c.process(fp, args(**NSA))
+    c.before_sampling(fp)
+    patched = fp.sd_model.forge_objects.unet
+    denoiser = SimpleNamespace(denoiser=None)
+    c.on_cfg_denoiser(denoiser)  # no swap (or the fast refiner: new weights, the same patcher)
+    assert fp.sd_model.forge_objects.unet is patched
+    current[0] = forge_model(build_unet(SD15_TINY, seed=7))  # another model whose patcher carries ours
+    theirs = current[0].forge_objects.unet
+    theirs.model_options = copy.deepcopy(patched.model_options)
+    c.on_cfg_denoiser(denoiser)  # ours is on it already: not patched twice
+    assert current[0].forge_objects.unet is theirs
+    current[0] = forge_model(refiner_unet)  # the default refiner: another model, a fresh patcher
+    fresh = current[0].forge_objects.unet
+    c.on_cfg_denoiser(denoiser)
+    refined = current[0].forge_objects.unet
+    assert refined is not fresh and fresh.model_options == {"transformer_options": {}}  # a clone
+    with fs.sampling(refined) as run:
+        via_forge = run(x, sigma, [ctx] * refiner_unet.shape.depth)
+    c.postprocess(fp)
+    assert torch.equal(via_forge, via_hooks)
+    assert hook_count(refiner_unet) == 0 and hook_count(base_unet) == 0
+    with fs.sampling(fresh) as run:  # the refiner's own patcher was left as it was
+        assert not torch.equal(run(x, sigma, [ctx] * refiner_unet.shape.depth), via_hooks)

@@ -4,7 +4,7 @@ Current Forge (`backend`, 2024-08+), the 2024 Forge and reForge (`ldm_patched`) 
 attn1 patch protocol, so the engine plugs in directly; they differ only in where the sigma ->
 timestep map lives (`predictor` vs `model_sampling`).
 
-Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`,
+Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`, `refusal_compiled`,
 `CallView.neighbour` and the `TOLERANT_REPLACES` table); the engine applies the verdict
 (`patch.Neighbour`).  Inside an attn1 patch the options of the call do not show the other patches
 (the transformer block strips `patches` and `patches_replace` from them), so a read-only pre-hook on
@@ -49,6 +49,17 @@ def refusal_at_install(patcher) -> str | None:
     return None
 
 
+def refusal_compiled(patcher) -> str | None:
+    """Forge Neo's Torch Compile (built-in sd_forge_compile) with its guard_filter_fn preset drops the
+    compiled graph's checks on transformer_options: the UNet, compiled once, ignores attn1 patches added
+    later (measured on Neo 5692d2d1: ours on gave the plain image).  Its other presets were not tried."""
+    config = getattr(getattr(patcher, "model", None), "_torch_compile_config", None) or ()
+    if "guard_filter_fn" in config:
+        return ("Torch Compile (guard_filter_fn) is on for this model: its compiled UNet ignores attention "
+                "patches, so Slothful Attention is off for this pass (turn Torch Compile off to use it)")
+    return None
+
+
 class CallView:
     """What else acts on attn1 in the UNet call in flight, read by a pre-hook on the UNet, and the
     verdict on each attn1 call from it (`neighbour`)."""
@@ -90,6 +101,12 @@ class CallView:
                          "it replaces", **takes)
 
 
+def _ours_on(patcher) -> bool:
+    """The patcher already carries our attn1 patch (a clone of our clone, made by another extension)."""
+    patches = (getattr(patcher, "model_options", {}).get("transformer_options") or {}).get("patches") or {}
+    return any(getattr(f, "slothful_attention", False) for f in patches.get("attn1_patch", ()))
+
+
 def _attn1_parents(unet):
     """(name, transformer block) holding each attn1, for the per-call class check."""
     named = dict(unet.named_modules())
@@ -107,6 +124,7 @@ class ForgeHost:
         self.handles: list = []
         self.views: list[CallView] = []
         self.first_block: dict = {}
+        self.unet = None  # the UNet module patched for the pass in flight
 
     @classmethod
     def serves(cls, sd_model) -> bool:
@@ -120,7 +138,21 @@ class ForgeHost:
             return None
 
     def on_denoiser(self, params, sd_model):
-        """Nothing to do: Forge labels cond / uncond rows itself and swaps patchers for a refiner."""
+        """Follow a refiner: Forge Neo's default one loads the refiner as another model, with a fresh
+        patcher, in the middle of a pass; patch that one too.  (Forge labels cond / uncond rows itself;
+        Neo's fast refiner loads the refiner's weights into the patched clone, which stays.)"""
+        unet = self.unet_of(sd_model)
+        if self.unet is None or unet is None or unet is self.unet or not attn1_layers(unet):
+            return
+        patcher = sd_model.forge_objects.unet
+        if _ours_on(patcher):
+            return
+        refusal = refusal_at_install(patcher)
+        if refusal:
+            self.run.note(f"the refiner's model: {refusal}")
+            return
+        sd_model.forge_objects.unet = self._patched(patcher, unet)
+        self.unet = unet
 
     def install(self, p, hires: bool) -> bool:
         self.remove()
@@ -131,11 +163,12 @@ class ForgeHost:
                           f"layers and is not a DiT family tried with this extension ({DIT_SUPPORTED}); "
                           "generating without Slothful Attention")
             return False
-        refusal = refusal_at_install(patcher)
+        refusal = refusal_at_install(patcher) or refusal_compiled(patcher)
         if refusal:
             self.run.note(refusal)
             return False
         p.sd_model.forge_objects.unet = self._patched(patcher, unet)
+        self.unet = unet
         return True
 
     def _patched(self, patcher, unet):
@@ -176,6 +209,7 @@ class ForgeHost:
             self.handles.append(unet.register_forward_pre_hook(hook))
 
     def remove(self):
+        self.unet = None
         while self.handles:
             self.handles.pop().remove()
 

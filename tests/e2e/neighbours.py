@@ -6,7 +6,7 @@ Each host entry says how to turn the neighbour on:
   - `script` + `args`: an AlwaysOn script (its exact title, case-insensitive) and its positional
     arguments: a list, or a function of the `WebUI` client returning one (to depend on the model
     family or to build an image);
-  - `fields`: request fields sent only with the neighbour on (e.g. a refiner checkpoint), or a function
+  - `fields`: request fields sent only with the neighbour on (a second checkpoint, say), or a function
     of the `WebUI` client returning them (None: the host cannot run it here, the case is skipped);
   - `base`: request fields sent both with the neighbour on and off (a prompt it needs, a batch size),
     or a function of the model family returning them;
@@ -136,31 +136,9 @@ NEIGHBOURS = {
         # warmup 1 so that a 4-step run forecasts at all
         "neo": {"script": "Calibrated Spectrum", "args": [True, 0.25, 6, 0.5, 2, 0.0, 1, 0.9, True, 0.5]},
     },
-    "fast_refiner": {
-        # Neo's refiner with 'Reload "state_dict" Only' (refiner_fast_sd): the second model's weights are
-        # loaded into the same UNet at the switch, so the patched clone ours made is kept for the refiner steps
-        # (ours must still act there). Needs a second checkpoint of the same layout (the bench's
-        # rw-sd15-refiner: same layout, another seed).
-        # On Neo 5692d2d1 the fast refiner leaves the refiner's weights in the base model after the request
-        # (plain images afterwards differ by ~22/255 from before it; measured on a fresh server), which
-        # poisons every later comparison of the session: skipped; see docs/neighbours-matrix.md.
-        "neo": {"override": {"refiner_fast_sd": True}, "fields": lambda w: refiner_fields(w), "families": ("sd1",),
-                "skip": "Neo's fast refiner keeps the refiner's weights in the base model after the request"},
-    },
+    # Forge Neo's Refiner (fast and full) is not a neighbour of the same kind: tests/e2e/test_e2e_refiner.py
 }
 # fmt: on
-
-
-def refiner_fields(webui):
-    """refiner_checkpoint (a second checkpoint whose name has 'refiner' and the loaded model's family) and
-    the switch point; None when there is none."""
-    models = webui.get("/sdapi/v1/sd-models")
-    loaded = (webui.model or "").split(" [")[0].rsplit(".", 1)[0]
-    for m in models:
-        name = m.get("model_name") or ""
-        if "refiner" in name and name.startswith(loaded):
-            return {"refiner_checkpoint": m["title"], "refiner_switch_at": 0.5}
-    return None
 
 
 def entry(name: str, host: str):

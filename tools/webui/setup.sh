@@ -114,6 +114,8 @@ setup_neo() {
   tv_shim
   "$VP" "$BENCH/make_models.py" backend --flavour neo --webui "$W" --target "$H" rw-sd15 rw-sdxl rw-sd15-refiner \
     $REAL_SD15_MODEL $REAL_SDXL_MODEL
+  # twins for tests/e2e/test_e2e_refiner.py: the same weights under another name (a refiner swap that changes nothing)
+  for m in rw-sd15 rw-sdxl; do ln -f "$W/models/Stable-diffusion/$m.safetensors" "$W/models/Stable-diffusion/$m-twin.safetensors"; done
   install_extension "$W/extensions"
   set -- $NAG; neighbour "$W/extensions" "$1" "$2"
   write_host neo/webui 7891 rw-sd15   # no --ckpt flag on Neo: start.sh writes it into config.json

@@ -47,6 +47,8 @@ import json, os, re, sys
 path, ckpt = sys.argv[1], sys.argv[2]
 cfg = json.load(open(path)) if os.path.exists(path) else {}
 cfg["sd_model_checkpoint"] = ckpt
+# the Refiner accordion: its script puts the base weights back after a fast refiner request (test_e2e_refiner.py)
+cfg.setdefault("show_refiner", True)
 # a config.json without Neo's VERSION_UID makes it stop at an "updating from an old version" prompt
 m = re.search(r'^VERSION_UID\b[^=]*=\s*"([^"]+)"', open("modules/launch_utils.py", encoding="utf-8").read(), re.M)
 if m:
