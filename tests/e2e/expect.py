@@ -1,7 +1,9 @@
 """Settings the suite uses and the checks it repeats."""
 from __future__ import annotations
 
-from .client import Result, mean_diff, same
+from lib_slothful.params import PARAMS
+
+from .client import TITLE, Result, mean_diff, ours, same
 
 # Each method with settings that change something at 256 px (a single tile changes nothing, so tiles
 # are 16 tokens), and with non-default values, so the infotext has something to carry back.
@@ -41,3 +43,29 @@ def assert_truth(on: Result, off: Result, what: str):
     else:
         assert same(on, off), (f"{what}: no 'Slothful Attention' in the infotext but the pixels differ from the "
                                f"extension-off image ({diff_text(on, off)})")
+
+
+def check_off_is_absent(webui, baseline):
+    """Off, named (`enabled: false` with a method's settings) and positional (the UI's defaults), gives the
+    image without the extension, and no infotext entry."""
+    off_named = webui.generate(ours({**METHODS["nearsighted_attention"], "enabled": False}), what="named off")
+    assert_same(off_named, baseline, "named {'enabled': false, ...} vs absent")
+    off_positional = webui.generate({TITLE: {"args": [p.default for p in PARAMS]}}, what="positional off")
+    assert_same(off_positional, baseline, "positional defaults (enabled false) vs absent")
+    for r in (baseline, off_named, off_positional):
+        assert r.entry() is None, r.infotexts[0]
+
+
+def check_method(webui, baseline, matrix, method) -> Result:
+    """`method` on changes the image, with an entry that names it, and the same request twice gives the
+    same pixels; one matrix line.  Returns the first image."""
+    first = webui.generate(ours(METHODS[method]), what=f"{method} on")
+    matrix.write(neighbour="none", method=method, status=first.status, ours_diff=mean_diff(first, baseline),
+                 neighbour_diff=None, neighbour_alone_diff=None, entry=first.entry() is not None,
+                 truth=truth(first, baseline))
+    assert_differ(first, baseline, f"{method} on vs absent")
+    assert_truth(first, baseline, f"{method} on")
+    assert first.entry().startswith(f"method={method}"), first.entry()
+    again = webui.generate(ours(METHODS[method]), fresh=True, what=f"{method} on, again")
+    assert_same(again, first, f"{method}: the same request twice")
+    return first

@@ -18,17 +18,11 @@ from lib_slothful.infotext import paste_value
 from lib_slothful.params import AUTO_MIN_SPEEDUP, PARAMS
 
 from .client import DIT, TITLE, Result, decode, mean_diff, ours, same, with_scripts
-from .expect import assert_differ, assert_same, assert_truth, diff_text, truth
+from .expect import METHODS, assert_differ, assert_same, assert_truth, check_method, check_off_is_absent, diff_text, truth
 from .neighbours import offered, turn_on
 from .test_e2e_xyz import AXIS, cells, run_xyz
 
-# Settings that change a 320x256 DiT image (20x16 image tokens): tiles of 16 tokens split it in two.
-METHODS = {
-    "slothful": {"method": "slothful", "in_slothful": 8.0, "out_slothful": 6.0, "in_k_blend": 0.5},
-    "nearsighted_tile": {"method": "nearsighted_tile", "tile_size": 16},
-    "nearsighted_attention": {"method": "nearsighted_attention", "base_tile_size": 16, "peak_tile_size": 16,
-                              "in_slothful": 8.0},
-}
+# expect.METHODS change a 320x256 DiT image too (20x16 image tokens: tiles of 16 tokens split it in two)
 NAMES = list(METHODS)
 GATE_SIDE = 512  # Auto keeps the speed preset off here (its FLOP ceiling on Flux is under AUTO_MIN_SPEEDUP)
 NEIGHBOURS = ("nag", "spectrum")  # tests/e2e/neighbours.py entries tried next to ours on a DiT, where the host offers them
@@ -60,25 +54,12 @@ def log_since(mark) -> str:
 # -- at the suite's size ---------------------------------------------------------------------------------
 
 def test_dit_off_identical_to_absent(webui, baseline):
-    off_named = webui.generate(ours({**METHODS["nearsighted_attention"], "enabled": False}), what="named off")
-    off_positional = webui.generate({TITLE: {"args": [p.default for p in PARAMS]}}, what="positional off")
-    assert_same(off_named, baseline, "named {'enabled': false, ...} vs absent")
-    assert_same(off_positional, baseline, "positional defaults (enabled false) vs absent")
-    for r in (baseline, off_named, off_positional):
-        assert r.entry() is None, r.infotexts[0]
+    check_off_is_absent(webui, baseline)
 
 
 @pytest.mark.parametrize("method", NAMES)
 def test_dit_method_changes_image_deterministically(webui, baseline, matrix, method):
-    first = on(webui, method)
-    matrix.write(neighbour="none", method=method, status=first.status, ours_diff=mean_diff(first, baseline),
-                 neighbour_diff=None, neighbour_alone_diff=None, entry=first.entry() is not None,
-                 truth=truth(first, baseline))
-    assert_differ(first, baseline, f"{method} on vs absent")
-    assert_truth(first, baseline, f"{method} on")
-    assert first.entry().startswith(f"method={method}"), first.entry()
-    again = webui.generate(ours(METHODS[method]), fresh=True, what=f"{method} on, again")
-    assert_same(again, first, f"{method}: the same request twice")
+    check_method(webui, baseline, matrix, method)
 
 
 @pytest.mark.parametrize("method", NAMES)

@@ -8,10 +8,9 @@ import uuid
 import pytest
 
 from lib_slothful.infotext import parse_settings
-from lib_slothful.params import PARAMS
 
-from .client import TITLE, mean_diff, ours
-from .expect import METHODS, assert_differ, assert_same, assert_truth, truth
+from .client import ours
+from .expect import METHODS, assert_differ, assert_same, assert_truth, check_method, check_off_is_absent, truth
 
 NAMES = list(METHODS)
 
@@ -21,25 +20,12 @@ def on(webui, method, **fields):
 
 
 def test_off_identical_to_absent(webui, baseline):
-    off_named = webui.generate(ours({**METHODS["nearsighted_attention"], "enabled": False}), what="named off")
-    assert_same(off_named, baseline, "named {'enabled': false, ...} vs absent")
-    positional = [p.default for p in PARAMS]  # the UI's defaults: enabled false
-    off_positional = webui.generate({TITLE: {"args": positional}}, what="positional off")
-    assert_same(off_positional, baseline, "positional defaults (enabled false) vs absent")
-    for r in (baseline, off_named, off_positional):
-        assert r.entry() is None, r.infotexts[0]
+    check_off_is_absent(webui, baseline)
 
 
 @pytest.mark.parametrize("method", NAMES)
 def test_method_changes_image_deterministically(webui, baseline, matrix, method):
-    first = on(webui, method)
-    matrix.write(neighbour="none", method=method, status=first.status, ours_diff=mean_diff(first, baseline),
-                 neighbour_diff=None, neighbour_alone_diff=None, entry=first.entry() is not None,
-                 truth=truth(first, baseline))
-    assert_differ(first, baseline, f"{method} on vs absent")
-    assert_truth(first, baseline, f"{method} on")
-    again = webui.generate(ours(METHODS[method]), fresh=True, what=f"{method} on, again")
-    assert_same(again, first, f"{method}: the same request twice")
+    check_method(webui, baseline, matrix, method)
 
 
 def test_off_after_on_identical_to_off(webui, baseline):
