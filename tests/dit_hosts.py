@@ -362,3 +362,23 @@ def processing(model, **kw):
     sd_model = SimpleNamespace(forge_objects=SimpleNamespace(unet=patcher))
     return SimpleNamespace(sd_model=sd_model, width=kw.get("width", 320), height=kw.get("height", 320),
                            is_hr_pass=False, extra_generation_params={})
+
+
+def generation(model, settings, call, calls=1, patcher_options=None):
+    """One generation as a Forge-family host drives the script: process -> before_sampling -> `calls`
+    denoiser calls (`call()`, the sampler's) -> postprocess_batch -> postprocess.  Returns (the calls'
+    outputs, p, the host the controller chose or None, the run)."""
+    from lib_slothful.controller import Controller
+    from lib_slothful.hosts import host_for
+
+    c = Controller(host_for)
+    p = processing(model)
+    p.sd_model.forge_objects.unet.model_options.update(patcher_options or {})
+    c.process(p, [dict(settings)])
+    c.before_sampling(p)
+    host = c.run.host if c.run is not None else None
+    outs = [call() for _ in range(calls)]
+    c.postprocess_batch(p)
+    run = c.run
+    c.postprocess(p)
+    return outs, p, host, run

@@ -26,11 +26,10 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import backend.nn.lumina as lumina  # noqa: E402
-from dit_hosts import processing  # noqa: E402
+from dit_hosts import generation  # noqa: E402
 from lib_slothful import flops  # noqa: E402
-from lib_slothful.controller import Controller  # noqa: E402
 from lib_slothful.families import LUMINA2, Z_IMAGE  # noqa: E402
-from lib_slothful.hosts import DiTHost, host_for  # noqa: E402
+from lib_slothful.hosts import DiTHost  # noqa: E402
 from lib_slothful.hosts import dit as dit_host  # noqa: E402
 
 # detection.py:54-76 (and the checkpoints' layer counts)
@@ -92,14 +91,8 @@ for name, (family, cfg) in REAL.items():
         for _ in range(2):
             host_calls.clear()
             spans.clear()
-            c = Controller(host_for)
-            p = processing(model)
-            c.process(p, [{"method": method, **FAST}])
-            c.before_sampling(p)
-            host = c.run.host
-            outs.append(call())
-            c.postprocess_batch(p)
-            c.postprocess(p)
+            (o,), p, host, _ = generation(model, {"method": method, **FAST}, call)
+            outs.append(o)
         out[method] = {
             "family": host.arch.name if isinstance(host, DiTHost) else type(host).__name__,
             "layers": len(model.layers),

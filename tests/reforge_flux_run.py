@@ -34,9 +34,8 @@ import torch  # noqa: E402
 import ldm_patched.ldm.flux.math as flux_math  # noqa: E402
 import ldm_patched.ldm.flux.model as flux_model  # noqa: E402
 import ldm_patched.modules.ops as ops  # noqa: E402
-from dit_hosts import processing  # noqa: E402
-from lib_slothful.controller import Controller  # noqa: E402
-from lib_slothful.hosts import DiTHost, host_for  # noqa: E402
+from dit_hosts import generation  # noqa: E402
+from lib_slothful.hosts import DiTHost  # noqa: E402
 
 import ldm_patched.ldm.chroma.model as chroma_model  # noqa: E402
 
@@ -81,14 +80,8 @@ for name, build in (("Flux", flux), ("Chroma", chroma)):
     for method in ("slothful", "nearsighted_tile", "nearsighted_attention"):
         outs = []
         for _ in range(2):
-            c = Controller(host_for)
-            p = processing(model)
-            c.process(p, [{"method": method, **fast}])
-            c.before_sampling(p)
-            host = c.run.host
-            outs.append(call())
-            c.postprocess_batch(p)
-            c.postprocess(p)
+            (out,), p, host, _ = generation(model, {"method": method, **fast}, call)
+            outs.append(out)
         result[f"{name} {method}"] = {
             "host": type(host).__name__,
             "changed_calls": host.state.changed if isinstance(host, DiTHost) else 0,

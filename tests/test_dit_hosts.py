@@ -45,18 +45,8 @@ def call(model, sigma=0.6, **kw):
 
 
 def generation(model, settings, calls=1, patcher_options=None, **kw):
-    """process -> before_sampling -> the sampler's model calls -> postprocess_batch -> postprocess."""
-    c = Controller(host_for)
-    p = dit_hosts.processing(model)
-    p.sd_model.forge_objects.unet.model_options.update(patcher_options or {})
-    c.process(p, [dict(settings)])
-    c.before_sampling(p)
-    host = c.run.host if c.run is not None else None
-    outs = [call(model, **kw) for _ in range(calls)]
-    c.postprocess_batch(p)
-    run = c.run
-    c.postprocess(p)
-    return outs, p, host, run
+    """dit_hosts.generation with `calls` of this file's denoiser call."""
+    return dit_hosts.generation(model, settings, lambda: call(model, **kw), calls, patcher_options)
 
 
 @pytest.mark.parametrize("method", ["slothful", "nearsighted_tile", "nearsighted_attention"])

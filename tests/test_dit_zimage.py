@@ -57,15 +57,8 @@ def call(model, sigma=0.6, **kw):
 
 
 def generation(model, settings, **kw):
-    c = Controller(host_for)
-    p = dit_hosts.processing(model)
-    c.process(p, [dict(settings)])
-    c.before_sampling(p)
-    host = c.run.host if c.run is not None else None
-    out = call(model, **kw)
-    c.postprocess_batch(p)
-    run = c.run
-    c.postprocess(p)
+    """dit_hosts.generation with one of this file's denoiser calls: (its output, p, host, run)."""
+    (out,), p, host, run = dit_hosts.generation(model, settings, lambda: call(model, **kw))
     return out, p, host, run
 
 

@@ -221,10 +221,7 @@ def test_forge_adapter_matches_the_a1111_hooks(shape, settings):
     unet = build_unet(shape)
     x, _, ctx, y = unet_inputs(unet, 2, 40, 56)
     ts, sigma = torch.full((2,), 400.0), fs.sigma_at(400)  # timestep 400 through Forge's predictor
-    c = new_controller()
-    p = make_p(unet)
-    c.process(p, args(**settings))
-    c.before_sampling(p)
+    c, p = sampling(unet, settings)
     via_hooks = call_unet(unet, x, ts, ctx, y)
     c.postprocess(p)
 
@@ -252,10 +249,7 @@ def test_forge_adapter_follows_a_refiner_model():
     base_unet, refiner_unet = build_unet(SD15_TINY), build_unet(SD15_TINY, seed=5)
     x, _, ctx, y = unet_inputs(refiner_unet, 2, 40, 56)
     ts, sigma = torch.full((2,), 400.0), fs.sigma_at(400)
-    c = new_controller()
-    p = make_p(refiner_unet)
-    c.process(p, args(**NSA))
-    c.before_sampling(p)
+    c, p = sampling(refiner_unet)
     via_hooks = call_unet(refiner_unet, x, ts, ctx, y)
     c.postprocess(p)
 
