@@ -95,6 +95,13 @@ def block_macs(kind, n, plan):
     return rest + flops.dit_core_macs(None, n, TEXT, c), rest + flops.dit_core_macs(plan, n, TEXT, c)
 
 
+def timed(only=None):
+    """The variants the timings run: each method at its defaults and the DiT speed preset, or those
+    whose label contains one of `only`."""
+    chosen = variants()[:3] + [v for v in variants() if v[0].endswith("2048 px (Flux, Chroma)")]
+    return [v for v in chosen if not only or any(o in v[0] for o in only)]
+
+
 def engine_kernel(plan, span):
     def kernel(q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False, skip_output_reshape=False, **kw):
         B, H, L, D = q.shape
@@ -133,8 +140,7 @@ def blocks(sizes, rounds, device, dtype, only=None):
                     torch.cuda.synchronize()
 
             tests = [("unpatched", None)]
-            chosen = variants()[:3] + [v for v in variants() if v[0].endswith("2048 px (Flux, Chroma)")]
-            for label, s in [v for v in chosen if not only or any(o in v[0] for o in only)]:
+            for label, s in timed(only):
                 group = "input" if kind == "double" else "output"
                 plan = plan_dit(s, group, h, w, s["peak_time"])
                 tests.append((label, plan))
@@ -175,44 +181,37 @@ def whole(sizes, rounds, device, dtype, only=None, depth=None):
                 p.uniform_(-1 / math.sqrt(p[0].numel()), 1 / math.sqrt(p[0].numel()))
             else:
                 p.fill_(1.0) if name.endswith(("norm.weight", "scale")) else p.zero_()
-    state = {"plan": None, "span": None}
     host_kernel = fx.attention_function
+    # each block's pre-hook puts its group's kernel in the module global (the host's when the plan
+    # changes nothing), as the adapter does per call
+    active = {"input": host_kernel, "output": host_kernel}
 
-    def kernel(q, k, v, heads, mask=None, **kw):
-        if state["plan"] is None:
-            return host_kernel(q, k, v, heads, mask=mask, **kw)
-        B, H, L, D = q.shape
-        return attend(q, k, v, state["plan"], state["span"]).transpose(1, 2).reshape(B, L, H * D)
+    def use(group):
+        def hook(module, args):
+            fx.attention_function = active[group]
+        return hook
 
+    hooks = [b.register_forward_pre_hook(use("input")) for b in model.double_blocks]
+    hooks += [b.register_forward_pre_hook(use("output")) for b in model.single_blocks]
     rows = []
-    fx.attention_function = kernel
     try:
         for px in sizes:
             Hl = Wl = px // 8
             h, w = family.grid(Hl, Wl)
-            state["span"] = Span(TEXT, h, w, TEXT + h * w)
+            span = Span(TEXT, h, w, TEXT + h * w)
             g = torch.Generator(device="cpu").manual_seed(1)
             x = torch.randn(1, 16, Hl, Wl, generator=g).to(device, dtype)
             ctx = torch.randn(1, TEXT, shape.context, generator=g).to(device, dtype)
             y = torch.randn(1, shape.vec, generator=g).to(device, dtype)
-            tests = [("unpatched", None, None)]
-            for label, s in variants()[:3] + [v for v in variants() if v[0].endswith("2048 px (Flux, Chroma)")]:
-                if not only or any(o in label for o in only):
-                    t = s["peak_time"]
-                    plans = {g_: plan_dit(s, g_, h, w, t) for g_ in ("input", "output")}
-                    plans = {g_: p if p is not None and p.changes_anything else None for g_, p in plans.items()}
-                    tests.append((label, plans,
-                                  flops.dit_ceiling(s, family, Hl, Wl, [t])))
-            hooks = []
-
-            def use(group):
-                def hook(module, args, kwargs=None):
-                    state["plan"] = current[0][group] if current[0] else None
-                return hook
-
-            current = [None]
-            hooks += [b.register_forward_pre_hook(use("input")) for b in model.double_blocks]
-            hooks += [b.register_forward_pre_hook(use("output")) for b in model.single_blocks]
+            tests = [("unpatched", dict(active), None)]
+            for label, s in timed(only):
+                t = s["peak_time"]
+                kernels = {}
+                for group in active:
+                    plan = plan_dit(s, group, h, w, t)
+                    kernels[group] = engine_kernel(plan, span) if plan is not None and plan.changes_anything \
+                        else host_kernel
+                tests.append((label, kernels, flops.dit_ceiling(s, family, Hl, Wl, [t])))
 
             def run():
                 with torch.no_grad():
@@ -226,21 +225,19 @@ def whole(sizes, rounds, device, dtype, only=None, depth=None):
             if not torch.isfinite(run()).all():  # warm-up, and a guard against a meaningless timing
                 raise RuntimeError("the random denoiser overflowed")
             for r in range(rounds):
-                order = tests[r % len(tests):] + tests[:r % len(tests)]
-                for label, plans, _ in order:
-                    current[0] = plans
+                for label, kernels, _ in tests[r % len(tests):] + tests[:r % len(tests)]:
+                    active.update(kernels)
                     t0 = time.perf_counter()
                     run()
                     times[label].append(time.perf_counter() - t0)
-                    current[0] = None
                 log(f"  model {px} px round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()))
-            for hk in hooks:
-                hk.remove()
             base = statistics.median(times["unpatched"])
             for label, _, ceil in tests:
                 t = statistics.median(times[label])
                 rows.append((f"model {shape.depth}+{shape.depth_single}", px, label, t, base / t, ceil or 1.0))
     finally:
+        for hk in hooks:
+            hk.remove()
         fx.attention_function = host_kernel
     return rows
 
