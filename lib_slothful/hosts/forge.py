@@ -4,7 +4,7 @@ Current Forge (`backend`, 2024-08+), the 2024 Forge and reForge (`ldm_patched`) 
 attn1 patch protocol, so the engine plugs in directly; they differ only in where the sigma ->
 timestep map lives (`predictor` vs `model_sampling`).
 
-Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`, `refusal_compiled`,
+Neighbour policy: every rule is in the "neighbours" section below (`refusal_at_install`,
 `CallView.neighbour` and the `TOLERANT_REPLACES` table); the engine applies the verdict
 (`patch.Neighbour`).  Inside an attn1 patch the options of the call do not show the other patches
 (the transformer block strips `patches` and `patches_replace` from them), so a read-only pre-hook on
@@ -40,19 +40,18 @@ TOLERANT_REPLACES = {
 
 
 def refusal_at_install(patcher) -> str | None:
-    """Why nothing may be registered on this patcher at all: attn1 modules another tool swapped in
-    through object patches (LayerDiffuse's attention sharing reads any `context` as its control)."""
+    """Why nothing may be registered on this patcher at all, for the first pass and for a refiner's
+    patcher alike:
+    - attn1 modules another tool swapped in through object patches (LayerDiffuse's attention sharing
+      reads any `context` as its control);
+    - Forge Neo's Torch Compile (built-in sd_forge_compile) with its guard_filter_fn preset, which drops
+      the compiled graph's checks on transformer_options: the UNet, compiled once, ignores attn1
+      patches added later (measured on Neo 5692d2d1: ours on gave the plain image).  Its other presets
+      were not tried."""
     swapped = [k for k in getattr(patcher, "object_patches", {}) if k.endswith("attn1")]
     if swapped:
         return (f"another extension (LayerDiffuse?) replaced {len(swapped)} attn1 modules: "
                 "Slothful Attention is off for this pass")
-    return None
-
-
-def refusal_compiled(patcher) -> str | None:
-    """Forge Neo's Torch Compile (built-in sd_forge_compile) with its guard_filter_fn preset drops the
-    compiled graph's checks on transformer_options: the UNet, compiled once, ignores attn1 patches added
-    later (measured on Neo 5692d2d1: ours on gave the plain image).  Its other presets were not tried."""
     config = getattr(getattr(patcher, "model", None), "_torch_compile_config", None) or ()
     if "guard_filter_fn" in config:
         return ("Torch Compile (guard_filter_fn) is on for this model: its compiled UNet ignores attention "
@@ -163,7 +162,7 @@ class ForgeHost:
                           f"layers and is not a DiT family tried with this extension ({DIT_SUPPORTED}); "
                           "generating without Slothful Attention")
             return False
-        refusal = refusal_at_install(patcher) or refusal_compiled(patcher)
+        refusal = refusal_at_install(patcher)
         if refusal:
             self.run.note(refusal)
             return False
