@@ -161,12 +161,18 @@ def foreign_wrapper(patcher) -> str | None:
     if wrapper is not None:
         who = getattr(wrapper, "__module__", None) or type(wrapper).__name__
         return f"a model function wrapper ({who}: NAG, Spectrum, MultiDiffusion?) calls the model"
-    dit = ((options.get("transformer_options") or {}).get("patches_replace") or {}).get("dit")
+    dit = dit_replace_patches(options.get("transformer_options"))
     if dit:
-        return f"DiT block replace patches ({len(dit)} blocks)"
+        return dit
     if getattr(getattr(patcher, "model", None), "_orig_apply_model", None) is not None:
         return "torch.compile wraps the model"
     return None
+
+
+def dit_replace_patches(transformer_options) -> str | None:
+    """DiT block replace patches (`patches_replace["dit"]`) in a patcher's or a call's options."""
+    dit = ((transformer_options or {}).get("patches_replace") or {}).get("dit")
+    return f"DiT block replace patches ({len(dit)} blocks)" if dit else None
 
 
 def block_groups(model, arch: DiTFamily):
@@ -346,8 +352,7 @@ class DiTHost:
         patcher = getattr(getattr(self.p, "sd_model", None), "forge_objects", None)
         patcher = getattr(patcher, "unet", None)
         return (foreign_forward(model) or (foreign_wrapper(patcher) if patcher is not None else None)
-                or (f"DiT block replace patches ({len(options['patches_replace']['dit'])} blocks)"
-                    if (options.get("patches_replace") or {}).get("dit") else None))
+                or dit_replace_patches(options))
 
     def _kernel(self, *args, **kwargs):
         call = self.call
