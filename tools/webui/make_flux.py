@@ -46,12 +46,13 @@ import subprocess
 import sys
 import time
 
+import stream_safetensors as st  # tools/webui, beside this script
+
 HOSTS = {  # host -> (default name, hidden, heads, DiT dtype)
     "neo": ("rw-flux", 256, 2, "f32"),
     "forge": ("fw-flux", 3072, 24, "fp8"),
     "reforge": ("fw-flux", 3072, 24, "fp8"),
 }
-DTYPES = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "F8_E4M3": 1}
 CHROMA = ("rw-chroma", 3072, 24, "bf16")  # --family chroma (Neo): name, hidden, heads, DiT dtype
 
 
@@ -206,8 +207,6 @@ def t5_tensor(torch, k, shp):
 
 def write(a, c, out):
     torch = c["torch"]
-    code = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64",
-            torch.float8_e4m3fn: "F8_E4M3"}
     t0 = time.time()
     dit = c["make_dit"](dit_config(a))
     randomize(torch, dit)
@@ -228,44 +227,23 @@ def write(a, c, out):
         eager.update(parts)
     if a.family == "chroma":  # T5-XXL only
         copied, eager = ({k: v for k, v in d.items() if not k.startswith("text_encoders.clip_l.")} for d in (copied, eager))
-    header, off, order = {}, 0, []
-
-    def add(k, dtype, shape):
-        nonlocal off
-        n = math.prod(shape) * DTYPES[dtype]
-        header[k] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + n]}
-        off += n
-        order.append(k)
-    for k, v in eager.items():
-        add(k, code[v.dtype], v.shape)
-    for k, shp in lazy.items():
-        add(k, "F32" if k.endswith("logit_scale") else "F8_E4M3", shp)
-    for k, v in copied.items():
-        add(k, v["dtype"], v["shape"])
-    header["__metadata__"] = {"format": "pt"}
-    hb = json.dumps(header, separators=(",", ":")).encode()
-    hb += b" " * ((8 - len(hb) % 8) % 8)  # safetensors: the data starts 8-byte aligned
+    entries = [(k, st.code(v), v.shape, lambda v=v: [st.raw(v)]) for k, v in eager.items()]
+    entries += [(k, "F32" if k.endswith("logit_scale") else "F8_E4M3", shp,
+                 lambda k=k, shp=shp: [st.raw(t5_tensor(torch, k, shp))]) for k, shp in lazy.items()]
     src_f = open(a.parts_from, "rb") if a.parts_from else None
-    with open(out + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(hb)))
-        f.write(hb)
-        for k in order:
-            if k in copied:
-                s, e = copied[k]["data_offsets"]
-                src_f.seek(base + s)
-                left = e - s
-                while left:
-                    chunk = src_f.read(min(left, 64 << 20))
-                    f.write(chunk)
-                    left -= len(chunk)
-                continue
-            t = eager[k] if k in eager else t5_tensor(torch, k, lazy[k])
-            f.write(t.contiguous().view(torch.uint8).numpy().tobytes() if t.dtype in (torch.float8_e4m3fn, torch.bfloat16)
-                    else t.contiguous().numpy().tobytes())  # numpy has neither dtype: their raw bytes
-            del t
+
+    def copy(k):  # a tensor of --parts-from, byte for byte
+        s, e = copied[k]["data_offsets"]
+        src_f.seek(base + s)
+        left = e - s
+        while left:
+            chunk = src_f.read(min(left, 64 << 20))
+            yield chunk
+            left -= len(chunk)
+    entries += [(k, v["dtype"], v["shape"], lambda k=k: copy(k)) for k, v in copied.items()]
+    header = st.write(out, entries)
     if src_f:
         src_f.close()
-    os.replace(out + ".part", out)
     n_all = sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
     print(f"[make_flux] wrote {out}: DiT {n_dit / 1e6:.0f} M values ({a.dit_dtype}), {n_all / 1e6:.0f} M in all, "
           f"{os.path.getsize(out) / 2**30:.2f} GiB, {time.time() - t0:.0f} s")

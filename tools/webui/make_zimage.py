@@ -18,12 +18,12 @@ the big ones in row chunks (peak RAM about 1 GB).
 After writing, the check: Neo's detection must find Z-Image (width, heads, layers, pad tokens); the DiT's
 keys and shapes match NextDiT's; the text encoder's match Qwen3_4B's and the VAE's the VAE class's (meta).
 """
-import json
 import math
 import os
-import struct
 import sys
 import time
+
+import stream_safetensors as st  # tools/webui, beside this script
 
 webui = os.path.abspath(sys.argv[1])
 models = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(webui, "models")
@@ -61,7 +61,7 @@ for k, v in guess.process_vae_state_dict_for_saving(dict(vae.state_dict())).item
 for k, v in qwen.state_dict().items():
     if not k.startswith("lm_head."):  # tied to the embeddings; Neo ignores it (loader.py:291)
         plan["text_encoders.qwen3_4b.transformer." + k] = (tuple(v.shape), F8, "te")
-CODE = {torch.float16: ("F16", 2), F8: ("F8_E4M3", 1)}
+CODE = {torch.float16: "F16", F8: "F8_E4M3"}
 
 
 def values(key, shape, dtype):
@@ -82,22 +82,9 @@ def values(key, shape, dtype):
 
 
 t0 = time.time()
-header, off = {}, 0
-for k, (shape, dtype, _) in plan.items():
-    n = math.prod(shape) * CODE[dtype][1]
-    header[k] = {"dtype": CODE[dtype][0], "shape": list(shape), "data_offsets": [off, off + n]}
-    off += n
-header["__metadata__"] = {"format": "pt"}
-hb = json.dumps(header, separators=(",", ":")).encode()
-hb += b" " * ((8 - len(hb) % 8) % 8)  # safetensors: the data starts 8-byte aligned
 torch.manual_seed(0)
-with open(out + ".part", "wb") as f:
-    f.write(struct.pack("<Q", len(hb)))
-    f.write(hb)
-    for k, (shape, dtype, _) in plan.items():
-        for t in values(k, shape, dtype):
-            f.write((t.contiguous().view(torch.uint8) if dtype == F8 else t.contiguous()).numpy().tobytes())
-os.replace(out + ".part", out)
+st.write(out, [(k, CODE[dtype], shape, lambda k=k, shape=shape, dtype=dtype: (st.raw(t) for t in values(k, shape, dtype)))
+               for k, (shape, dtype, _) in plan.items()])
 count = {kind: sum(math.prod(s) for s, _, kd in plan.values() if kd == kind) for kind in ("dit", "vae", "te")}
 print(f"wrote {out}: {os.path.getsize(out) / 2 ** 30:.2f} GiB, {time.time() - t0:.0f} s; values (M): "
       + ", ".join(f"{k} {v / 1e6:.0f}" for k, v in count.items()))
