@@ -284,9 +284,13 @@ def check(a, c, out):
     with torch.device("meta"):
         dit = c["make_dit"](cfg)
     prefix = "model.diffusion_model."
-    # a file's RMSNorm `scale` is the module's `weight` (the hosts' ops rename it while loading)
-    dit.load_state_dict({k[len(prefix):].removesuffix(".scale") + (".weight" if k.endswith(".scale") else ""): v
-                         for k, v in dit_sd.items()}, strict=True, assign=True)
+    own = dit.state_dict().keys()
+
+    def module_key(k):  # a file's RMSNorm `scale` where the module names it `weight` (Neo's ops rename it)
+        k = k[len(prefix):]
+        renamed = k.removesuffix(".scale") + ".weight"
+        return renamed if k not in own and k.endswith(".scale") and renamed in own else k
+    dit.load_state_dict({module_key(k): v for k, v in dit_sd.items()}, strict=True, assign=True)
     dt = torch.bfloat16 if a.dit_dtype == "bf16" else torch.float32  # an fp8 DiT runs in fp32, as the hosts cast it
     dit = dit.to(dt)
     del dit_sd
